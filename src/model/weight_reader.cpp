@@ -1,0 +1,99 @@
+#include "model/weight_reader.h"
+
+#include <cstring>
+
+#include "util/error.h"
+#include "util/numeric.h"
+
+namespace afd {
+
+using st::DType;
+
+WeightReader::WeightReader(const st::Checkpoint& ckpt, const ModelConfig& cfg, Progress* progress)
+    : ckpt_(ckpt), cfg_(cfg), progress_(progress) {}
+
+uint64_t WeightReader::bytes_of(const std::string& name) const {
+  uint64_t n = 0;
+  if (const auto* t = ckpt_.find(name)) n += t->nbytes;
+  if (const auto* s = ckpt_.find(name + "_scale_inv")) n += s->nbytes;
+  return n;
+}
+
+std::vector<float> WeightReader::read(const std::string& name, const std::vector<int64_t>& shape) {
+  const st::TensorInfo& t = ckpt_.get(name);
+  AFD_REQUIRE(t.shape == shape, *t.file, ": tensor ", name, " has shape ", st::shape_str(t.shape), " but ",
+              cfg_.source, " implies ", st::shape_str(shape));
+  const int64_t rows = shape.size() == 2 ? shape[0] : 1;
+  const int64_t cols = shape.empty() ? 1 : shape.back();
+  AFD_CHECK(shape.size() <= 2, "read() takes 1-D or 2-D tensors: ", name);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  convert(t, -1, rows, cols, out.data());
+  return out;
+}
+
+std::vector<float> WeightReader::read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows,
+                                           int64_t cols) {
+  const st::TensorInfo& t = ckpt_.get(name);
+  const std::vector<int64_t> shape{count, rows, cols};
+  AFD_REQUIRE(t.shape == shape, *t.file, ": tensor ", name, " has shape ", st::shape_str(t.shape), " but ",
+              cfg_.source, " implies ", st::shape_str(shape));
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  convert(t, index, rows, cols, out.data());
+  return out;
+}
+
+void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, float* out) {
+  const int64_t n = rows * cols;
+  const int64_t first = slab < 0 ? 0 : slab * n;  // element offset of this slab
+  const size_t esz = st::dtype_size(t.dtype);
+  const uint8_t* src = t.data + static_cast<size_t>(first) * esz;
+  switch (t.dtype) {
+    case DType::F32:
+      std::memcpy(out, src, static_cast<size_t>(n) * 4);
+      break;
+    case DType::BF16: {
+      const auto* p = reinterpret_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      break;
+    }
+    case DType::F16: {
+      const auto* p = reinterpret_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      break;
+    }
+    case DType::F8_E4M3: {
+      AFD_REQUIRE(cfg_.fp8, *t.file, ": tensor ", t.name, " is F8_E4M3 but ", cfg_.source,
+                  " has no fp8 quantization_config");
+      const std::string sname = t.name + "_scale_inv";
+      const st::TensorInfo* s = ckpt_.find(sname);
+      AFD_REQUIRE(s != nullptr, *t.file, ": tensor ", t.name, " is F8_E4M3 but its block scales ", sname,
+                  " are missing");
+      const int64_t br = cfg_.fp8_block_rows, bc = cfg_.fp8_block_cols;
+      const int64_t srows = (rows + br - 1) / br, scols = (cols + bc - 1) / bc;
+      std::vector<int64_t> want = slab < 0 ? std::vector<int64_t>{srows, scols}
+                                           : std::vector<int64_t>{t.shape[0], srows, scols};
+      AFD_REQUIRE(s->shape == want, *s->file, ": tensor ", sname, " has shape ", st::shape_str(s->shape),
+                  " but ", st::shape_str(t.shape), " in ", br, "x", bc, " blocks needs ", st::shape_str(want));
+      AFD_REQUIRE(s->dtype == DType::F32 || s->dtype == DType::BF16, *s->file, ": tensor ", sname, " has dtype ",
+                  st::dtype_name(s->dtype), " (block scales must be F32 or BF16)");
+      const int64_t sfirst = slab < 0 ? 0 : slab * srows * scols;
+      auto scale = [&](int64_t i) {
+        return s->dtype == DType::F32 ? reinterpret_cast<const float*>(s->data)[sfirst + i]
+                                      : bf16_to_f32(reinterpret_cast<const uint16_t*>(s->data)[sfirst + i]);
+      };
+      // W[i][j] = fp32(q[i][j]) * S[i / br][j / bc]: the float32 dequantisation transformers runs for an fp32
+      // model (the fixtures' oracle). DeepSeek's weight_dequant rounds this product to bf16; bf16 paths do so.
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          out[i * cols + j] = fp8_e4m3_to_f32(src[i * cols + j]) * scale((i / br) * scols + j / bc);
+      if (progress_) progress_->add(static_cast<uint64_t>(srows * scols) * st::dtype_size(s->dtype));
+      break;
+    }
+    default:
+      fail(*t.file, ": tensor ", t.name, " has dtype ", st::dtype_name(t.dtype),
+           ", which is not a weight dtype (BF16, F16, F32, F8_E4M3)");
+  }
+  if (progress_) progress_->add(static_cast<uint64_t>(n) * esz);
+}
+
+}  // namespace afd
