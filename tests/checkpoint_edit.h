@@ -52,16 +52,16 @@ inline void drop_tensor(std::vector<OwnedTensor>& ts, const std::string& name) {
   std::erase_if(ts, [&](const OwnedTensor& t) { return t.name == name; });
 }
 
-// Replaces per-expert tensors `<p>.experts.E.{gate,up,down}<suffix>` with the fused 3-D layout transformers 5 can
-// write: `<p>.experts.gate_up_proj<s>` [E, 2I, H] (gate rows first) and `<p>.experts.down_proj<s>` [E, H, I],
+// Replaces per-expert tensors `<p>.experts.E.{g,u,d}.weight<s>` with the fused 3-D layout transformers 5 can
+// write: `<q>.experts.gate_up_proj<s>` [E, 2I, H] (gate rows first) and `<q>.experts.down_proj<s>` [E, H, I],
 // where <s> is "" for weights and "_scale_inv" for fp8 block scales. Row-major concatenation is byte concatenation.
-inline void fuse_experts(std::vector<OwnedTensor>& ts, const std::string& p, int E, const std::string& g,
-                         const std::string& u, const std::string& d) {
+inline void fuse_experts(std::vector<OwnedTensor>& ts, const std::string& p, const std::string& q, int E,
+                         const std::string& g, const std::string& u, const std::string& d) {
   for (const char* suffix : {"", "_scale_inv"}) {
     const std::string w = std::string(".weight") + suffix;
     if (!find_tensor(ts, p + ".experts.0." + g + w)) continue;
-    OwnedTensor gu{p + ".experts.gate_up_proj" + suffix, {}, {}, {}};
-    OwnedTensor dn{p + ".experts.down_proj" + suffix, {}, {}, {}};
+    OwnedTensor gu{q + ".experts.gate_up_proj" + suffix, {}, {}, {}};
+    OwnedTensor dn{q + ".experts.down_proj" + suffix, {}, {}, {}};
     for (int e = 0; e < E; ++e) {
       const std::string pe = p + ".experts." + std::to_string(e) + ".";
       OwnedTensor *tg = find_tensor(ts, pe + g + w), *tu = find_tensor(ts, pe + u + w), *td = find_tensor(ts, pe + d + w);

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -35,8 +36,14 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+// The bundled model: $AFD_DEFAULT_MODEL when set (binaries moved away from the source tree), else the build's copy.
+std::string default_model() {
+  const char* env = std::getenv("AFD_DEFAULT_MODEL");
+  return env && *env ? env : AFD_DEFAULT_MODEL;
+}
+
 struct Options {
-  std::string model = AFD_DEFAULT_MODEL;
+  std::string model = default_model();
   std::string engine = "reference";
   std::string prompt_ids;
   int max_new_tokens = 32;
@@ -131,7 +138,8 @@ int main(int argc, char** argv) {
   CLI::App app{"afd-run: generate with an afd engine from a Hugging Face MoE checkpoint "
                "(DeepSeek-V3/V2, Qwen3-MoE, Mixtral)."};
   app.add_option("--model", o.model,
-                 "Checkpoint directory (config.json + safetensors). Default: the bundled pystdlib-moe model.");
+                 "Checkpoint directory (config.json + safetensors). Default: the bundled pystdlib-moe model "
+                 "($AFD_DEFAULT_MODEL overrides where it is looked for).");
   app.add_option("--engine", o.engine, "Engine: 'reference' (float32 oracle forward, CPU only).");
   app.add_option("--prompt-ids", o.prompt_ids,
                  "Prompt as comma-separated token ids, e.g. 3,1,4. Default: the model's BOS token alone.");

@@ -22,16 +22,23 @@ std::vector<float> logits_of(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("fused 3-D expert tensors load like per-expert ones", "[layouts]") {
-  for (const char* name : {"dsv3_tiny", "dsv2lite_tiny", "qwen3moe_tiny", "dsv3_fp8_tiny"}) {
+  for (const char* name : {"dsv3_tiny", "dsv2lite_tiny", "qwen3moe_tiny", "dsv3_fp8_tiny", "mixtral_tiny"}) {
     INFO(name);
     test::TempDir dir;
     const std::string src = test::fixture_model(name);
     const ModelConfig cfg = load_model_config(src + "/config.json");
     test::rewrite_checkpoint(src, dir.path("m"), [&](auto& ts) {
-      for (int l = 0; l < cfg.num_layers; ++l)
-        if (cfg.is_moe_layer(l))
-          test::fuse_experts(ts, "model.layers." + std::to_string(l) + ".mlp", cfg.n_routed_experts, "gate_proj",
-                             "up_proj", "down_proj");
+      const bool mixtral = cfg.arch == Arch::kMixtral;  // block_sparse_moe.experts.E.w1/w3/w2 -> mlp.experts.*
+      for (int l = 0; l < cfg.num_layers; ++l) {
+        if (!cfg.is_moe_layer(l)) continue;
+        const std::string p = "model.layers." + std::to_string(l);
+        if (mixtral) {
+          test::find_tensor(ts, p + ".block_sparse_moe.gate.weight")->name = p + ".mlp.gate.weight";
+          test::fuse_experts(ts, p + ".block_sparse_moe", p + ".mlp", cfg.n_routed_experts, "w1", "w3", "w2");
+        } else {
+          test::fuse_experts(ts, p + ".mlp", p + ".mlp", cfg.n_routed_experts, "gate_proj", "up_proj", "down_proj");
+        }
+      }
       REQUIRE(test::find_tensor(ts, "model.layers.1.mlp.experts.gate_up_proj"));
       REQUIRE_FALSE(test::find_tensor(ts, "model.layers.1.mlp.experts.0.gate_proj.weight"));
     });

@@ -79,14 +79,14 @@ void check_fixture(const std::string& name) {
 
 TEST_CASE("reference forward reproduces every fixture", "[reference]") {
   const auto names = fixture_names();
-  REQUIRE(names.size() >= 4);
+  REQUIRE(names.size() >= 6);
   for (const auto& n : names) {
     SECTION(n) { check_fixture(n); }
   }
 }
 
 TEST_CASE("prefill in chunks equals one prefill equals token-by-token decode", "[reference]") {
-  for (const char* name : {"dsv3_tiny", "dsv2lite_tiny", "qwen3moe_tiny", "dsv3_fp8_tiny"}) {
+  for (const char* name : {"dsv3_tiny", "dsv2lite_tiny", "qwen3moe_tiny", "dsv3_fp8_tiny", "mixtral_swa_tiny"}) {
     INFO(name);
     ReferenceModel model(load_ref_weights(test::fixture_model(name), false));
     const int V = model.config().vocab_size;

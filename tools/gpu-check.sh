@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs afd's tests on the GPU machine from a packed build (tools/pack-gpu.sh): first checks that a real NVIDIA GPU
+# is there, then the GPU-labelled tests, then the CPU tests on that host's CPU (AVX-512/AMX paths).
+# Usage (repository root on the GPU machine): tools/gpu-check.sh [ARCHIVE]
+set -uo pipefail
+archive=${1:-.gpu/afd-gpu.tar.xz}
+root=$(pwd)
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu-check: no NVIDIA GPU is visible here (nvidia-smi failed); these tests need the GPU machine" >&2
+  exit 2
+fi
+nvidia-smi -L
+work=$(mktemp -d)
+tar -C "$work" -xJf "$archive"
+nccl=$(python3 -c "import nvidia.nccl,os;print(os.path.join(list(nvidia.nccl.__path__)[0],'lib'))" 2>/dev/null || true)
+export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${nccl:+:$nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export AFD_SOURCE_DIR="$root" AFD_RUN_BIN="$work/afd/bin/afd-run" AFD_DEFAULT_MODEL="$root/models/pystdlib-moe"
+grep -o -m1 -E 'avx512[a-z_0-9]*|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+status=0
+tests="$work/afd/bin/afd_tests_gpu $(ls "$work"/afd/bin/afd_tests_* | grep -v '/afd_tests_gpu$')"
+for t in $tests; do
+  echo "== $(basename "$t")"
+  "$t" 2>&1 | tail -n 30
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+echo "gpu-check: $([ $status -eq 0 ] && echo PASSED || echo FAILED)"
+exit $status
