@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "model/reference.h"
+#include "model/run_config.h"
 #include "model/safetensors.h"
 #include "model/sampler.h"
 #include "util/error.h"
@@ -153,8 +154,22 @@ int main(int argc, char** argv) {
                "Print one JSON object (prompt_ids, output_ids, finish_reason, timings) instead of streaming ids.");
   app.add_option("--dump-logits", o.dump_logits,
                  "Write a safetensors file with f32 prefill_logits [prompt_len, vocab] and step_logits [N, vocab].");
+  std::string config;
+  app.add_option("--config", config,
+                 "Runtime YAML (configs/*.yaml): model.path, engine, generation defaults. Flags given on the "
+                 "command line override it.");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (!config.empty()) {
+      const afd::RunConfig rc = afd::load_run_config(config);
+      if (!app.count("--model")) o.model = rc.model_path;
+      if (!app.count("--engine") && rc.engine) o.engine = *rc.engine;
+      if (!app.count("--max-new-tokens") && rc.max_new_tokens) o.max_new_tokens = *rc.max_new_tokens;
+      if (!app.count("--temperature") && rc.temperature) o.sampling.temperature = *rc.temperature;
+      if (!app.count("--top-k") && rc.top_k) o.sampling.top_k = *rc.top_k;
+      if (!app.count("--top-p") && rc.top_p) o.sampling.top_p = *rc.top_p;
+      if (!app.count("--seed") && rc.seed) o.sampling.seed = *rc.seed;
+    }
     return run(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "afd-run: error: %s\n", e.what());

@@ -99,3 +99,19 @@ TEST_CASE("afd-run reports bad input in one sentence and exits non-zero", "[afd-
   test::write_text(tmp.path("config.json"), "{\"model_type\": \"gpt2\"}");
   expect("--model " + tmp.path(), "model_type");
 }
+
+TEST_CASE("afd-run --config takes the model and defaults from YAML; flags override", "[afd-run]") {
+  const std::string cfg = test::source_dir() + "/configs/pystdlib-moe.yaml";
+  const auto a = run_afd("--config " + cfg + " --json --ignore-eos");
+  INFO(a.out);
+  REQUIRE(a.status == 0);
+  CHECK(json::parse(a.out)["output_ids"].size() == 48);
+  const auto b = run_afd("--config " + cfg + " --json --max-new-tokens 3");
+  REQUIRE(b.status == 0);
+  CHECK(json::parse(b.out)["output_ids"].size() == 3);
+  test::TempDir tmp;
+  test::write_text(tmp.path("bad.yaml"), "model: {path: x}\nengin: reference\n");
+  const auto c = run_afd("--config " + tmp.path("bad.yaml"));
+  CHECK(c.status != 0);
+  CHECK_THAT(c.out, Contains("unknown key 'engin'"));
+}

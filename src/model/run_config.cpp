@@ -1,0 +1,80 @@
+#include "model/run_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace afd {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void only_keys(const YAML::Node& n, const std::string& where, const std::set<std::string>& allowed,
+               const std::string& src) {
+  AFD_REQUIRE(n.IsMap(), src, ": ", where.empty() ? "the top level" : where, " must be a mapping");
+  for (const auto& kv : n) {
+    const std::string k = kv.first.as<std::string>();
+    if (!allowed.count(k)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(src, ": unknown key '", where.empty() ? k : where + "." + k, "' (expected one of: ", list, ")");
+    }
+  }
+}
+
+template <typename T>
+T scalar(const YAML::Node& n, const std::string& key, const std::string& src, const char* what) {
+  AFD_REQUIRE(n.IsScalar(), src, ": ", key, " must be ", what);
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    fail(src, ": ", key, " = '", n.Scalar(), "' is not ", what);
+  }
+}
+
+}  // namespace
+
+RunConfig parse_run_config(const std::string& text, const std::string& src, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail(src, ": malformed YAML at line ", e.mark.line + 1, ": ", e.msg);
+  }
+  RunConfig c;
+  c.source = src;
+  only_keys(root, "", {"model", "engine", "generation"}, src);
+  AFD_REQUIRE(root["model"], src, ": missing key 'model'");
+  only_keys(root["model"], "model", {"path"}, src);
+  AFD_REQUIRE(root["model"]["path"], src, ": missing key 'model.path'");
+  fs::path p = scalar<std::string>(root["model"]["path"], "model.path", src, "a directory path");
+  if (p.is_relative()) p = fs::path(base_dir) / p;
+  c.model_path = p.lexically_normal().string();
+  if (root["engine"]) c.engine = scalar<std::string>(root["engine"], "engine", src, "an engine name");
+  if (const YAML::Node g = root["generation"]) {
+    only_keys(g, "generation", {"max_new_tokens", "temperature", "top_k", "top_p", "seed"}, src);
+    if (g["max_new_tokens"]) c.max_new_tokens = scalar<int>(g["max_new_tokens"], "generation.max_new_tokens", src, "an integer");
+    if (g["temperature"]) c.temperature = scalar<float>(g["temperature"], "generation.temperature", src, "a number");
+    if (g["top_k"]) c.top_k = scalar<int>(g["top_k"], "generation.top_k", src, "an integer");
+    if (g["top_p"]) c.top_p = scalar<float>(g["top_p"], "generation.top_p", src, "a number");
+    if (g["seed"]) c.seed = scalar<uint64_t>(g["seed"], "generation.seed", src, "a non-negative integer");
+    AFD_REQUIRE(!c.max_new_tokens || *c.max_new_tokens >= 0, src, ": generation.max_new_tokens must be >= 0");
+  }
+  return c;
+}
+
+RunConfig load_run_config(const std::string& path) {
+  std::ifstream in(path);
+  AFD_REQUIRE(in.good(), path, ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_run_config(ss.str(), path, fs::path(path).parent_path().string());
+}
+
+}  // namespace afd

@@ -1,0 +1,36 @@
+// The runtime YAML config (`afd-run --config FILE.yaml`): which model to load and how to generate.
+//
+//   model:
+//     path: ../models/pystdlib-moe   # a checkpoint directory; relative paths are relative to the YAML file
+//   engine: reference                # reference (float32 oracle)
+//   generation:                      # defaults; command-line flags override them
+//     max_new_tokens: 48
+//     temperature: 0.0
+//     top_k: 0
+//     top_p: 1.0
+//     seed: 0
+//
+// Unknown keys are errors (a misspelt key must not be silently ignored); every error names the file and the key.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "model/sampler.h"
+
+namespace afd {
+
+struct RunConfig {
+  std::string source;
+  std::string model_path;
+  std::optional<std::string> engine;
+  std::optional<int> max_new_tokens;
+  std::optional<float> temperature, top_p;
+  std::optional<int> top_k;
+  std::optional<uint64_t> seed;
+};
+
+RunConfig load_run_config(const std::string& yaml_path);
+RunConfig parse_run_config(const std::string& yaml_text, const std::string& source, const std::string& base_dir);
+
+}  // namespace afd

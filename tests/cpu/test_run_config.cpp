@@ -1,0 +1,31 @@
+#include <catch2/catch.hpp>
+
+#include "../test_util.h"
+#include "model/run_config.h"
+#include "util/error.h"
+
+using namespace afd;
+using Catch::Matchers::Contains;
+
+TEST_CASE("the bundled YAML configs parse and point at real models", "[config]") {
+  const RunConfig c = load_run_config(test::source_dir() + "/configs/pystdlib-moe.yaml");
+  CHECK(c.model_path.find("models/pystdlib-moe") != std::string::npos);
+  CHECK(c.engine == std::optional<std::string>("reference"));
+  CHECK(c.max_new_tokens == std::optional<int>(48));
+}
+
+TEST_CASE("bad YAML configs name the file and key", "[config]") {
+  auto expect = [](const std::string& yaml, const std::string& needle) {
+    CHECK_THROWS_WITH(parse_run_config(yaml, "x.yaml", "/base"), Contains("x.yaml") && Contains(needle));
+  };
+  expect("model: [", "malformed YAML");
+  expect("engine: reference", "missing key 'model'");
+  expect("model: {}", "model.path");
+  expect("model: {path: m}\nmodle_typo: 1", "unknown key 'modle_typo'");
+  expect("model: {path: m}\ngeneration: {temprature: 1}", "unknown key 'generation.temprature'");
+  expect("model: {path: m}\ngeneration: {max_new_tokens: lots}", "generation.max_new_tokens = 'lots' is not an integer");
+  expect("model: {path: m}\ngeneration: {max_new_tokens: -3}", "max_new_tokens must be >= 0");
+  expect("model: {path: [a, b]}", "model.path must be a directory path");
+  const RunConfig rel = parse_run_config("model: {path: ../m}", "x.yaml", "/base/configs");
+  CHECK(rel.model_path == "/base/m");
+}
