@@ -100,7 +100,7 @@ TEST_CASE("afd-run reports bad input in one sentence and exits non-zero", "[afd-
   expect("--model " + tmp.path(), "model_type");
 }
 
-TEST_CASE("afd-run --config takes the model and defaults from YAML; flags override", "[afd-run]") {
+TEST_CASE("afd-run --config takes the model and defaults from YAML, flags override it", "[afd-run]") {
   const std::string cfg = test::source_dir() + "/configs/pystdlib-moe.yaml";
   const auto a = run_afd("--config " + cfg + " --json --ignore-eos");
   INFO(a.out);
