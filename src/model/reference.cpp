@@ -52,6 +52,7 @@ void ref_rmsnorm(const float* x, const float* w, int dim, float eps, float* y) {
 }
 
 ReferenceModel::ReferenceModel(std::shared_ptr<const RefWeights> w) : w_(std::move(w)) {
+  AFD_CHECK(w_->parts == kWeightsAll, "the reference forward needs every part of the weights");
   auto r = std::make_shared<Rope>();
   r->table = make_rope_table(w_->cfg.rope, w_->cfg.rope_dim);
   rope_ = r;
@@ -76,7 +77,7 @@ void ReferenceModel::embed(const int32_t* ids, int n, float* x) const {
 
 void ReferenceModel::attention_half(int layer, float* x, int n, RefKvCache& cache) const {
   const ModelConfig& c = config();
-  const RefLayer& L = w_->layers[layer];
+  const AttnLayer<float>& L = w_->attn[layer];
   const int h = c.hidden_size, H = c.num_heads, KV = c.num_kv_heads;
   const int qk = c.qk_head_dim(), vd = c.v_dim();
   const int past = static_cast<int>(cache.k[layer].size() / (static_cast<size_t>(KV) * qk));
@@ -173,7 +174,7 @@ void ReferenceModel::attention_half(int layer, float* x, int n, RefKvCache& cach
 
 void ReferenceModel::ffn_half(int layer, float* x, int n) const {
   const ModelConfig& c = config();
-  const RefLayer& L = w_->layers[layer];
+  const FfnLayer<float>& L = w_->ffn[layer];
   const int h = c.hidden_size;
   std::vector<float> xn(static_cast<size_t>(n) * h), out(static_cast<size_t>(n) * h, 0.0f);
   for (int i = 0; i < n; ++i) ref_rmsnorm(x + i * h, L.post_norm.data(), h, c.rms_norm_eps, xn.data() + i * h);
@@ -186,7 +187,7 @@ void ReferenceModel::ffn_half(int layer, float* x, int n) const {
     std::vector<float> wts(k);
     for (int i = 0; i < n; ++i) {
       const float* xi = xn.data() + static_cast<size_t>(i) * h;
-      for (int e = 0; e < E; ++e) logits[e] = dot(xi, L.router.data() + static_cast<size_t>(e) * h, h);
+      for (int e = 0; e < E; ++e) logits[e] = dot(xi, L.router.w.data() + static_cast<size_t>(e) * h, h);
       route_token_f32(c, logits.data(), L.router_bias.empty() ? nullptr : L.router_bias.data(), idx.data(),
                       wts.data());
       float* oi = out.data() + static_cast<size_t>(i) * h;

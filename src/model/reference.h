@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "model/ref_weights.h"
+#include "model/weights.h"
 
 namespace afd {
 

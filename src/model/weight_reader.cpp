@@ -1,6 +1,7 @@
 #include "model/weight_reader.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "util/error.h"
 #include "util/numeric.h"
@@ -12,53 +13,60 @@ using st::DType;
 WeightReader::WeightReader(const st::Checkpoint& ckpt, const ModelConfig& cfg, Progress* progress)
     : ckpt_(ckpt), cfg_(cfg), progress_(progress) {}
 
-uint64_t WeightReader::bytes_of(const std::string& name) const {
-  uint64_t n = 0;
-  if (const auto* t = ckpt_.find(name)) n += t->nbytes;
-  if (const auto* s = ckpt_.find(name + "_scale_inv")) n += s->nbytes;
-  return n;
-}
-
-std::vector<float> WeightReader::read(const std::string& name, const std::vector<int64_t>& shape) {
+template <typename T>
+std::vector<T> WeightReader::read(const std::string& name, const std::vector<int64_t>& shape) {
   const st::TensorInfo& t = ckpt_.get(name);
   AFD_REQUIRE(t.shape == shape, *t.file, ": tensor ", name, " has shape ", st::shape_str(t.shape), " but ",
               cfg_.source, " implies ", st::shape_str(shape));
   const int64_t rows = shape.size() == 2 ? shape[0] : 1;
   const int64_t cols = shape.empty() ? 1 : shape.back();
   AFD_CHECK(shape.size() <= 2, "read() takes 1-D or 2-D tensors: ", name);
-  std::vector<float> out(static_cast<size_t>(rows * cols));
+  std::vector<T> out(static_cast<size_t>(rows * cols));
   convert(t, -1, rows, cols, out.data());
   return out;
 }
 
-std::vector<float> WeightReader::read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows,
-                                           int64_t cols) {
+template <typename T>
+std::vector<T> WeightReader::read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows,
+                                       int64_t cols) {
   const st::TensorInfo& t = ckpt_.get(name);
   const std::vector<int64_t> shape{count, rows, cols};
   AFD_REQUIRE(t.shape == shape, *t.file, ": tensor ", name, " has shape ", st::shape_str(t.shape), " but ",
               cfg_.source, " implies ", st::shape_str(shape));
-  std::vector<float> out(static_cast<size_t>(rows * cols));
+  std::vector<T> out(static_cast<size_t>(rows * cols));
   convert(t, index, rows, cols, out.data());
   return out;
 }
 
-void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, float* out) {
+namespace {
+// The element conversions: float keeps every value exactly; bf16 rounds to nearest even.
+inline void store(float v, float* out) { *out = v; }
+inline void store(float v, uint16_t* out) { *out = f32_to_bf16(v); }
+}  // namespace
+
+template <typename T>
+void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, T* out) {
   const int64_t n = rows * cols;
   const int64_t first = slab < 0 ? 0 : slab * n;  // element offset of this slab
   const size_t esz = st::dtype_size(t.dtype);
   const uint8_t* src = t.data + static_cast<size_t>(first) * esz;
   switch (t.dtype) {
-    case DType::F32:
-      std::memcpy(out, src, static_cast<size_t>(n) * 4);
+    case DType::F32: {
+      const auto* p = reinterpret_cast<const float*>(src);
+      for (int64_t i = 0; i < n; ++i) store(p[i], out + i);
       break;
+    }
     case DType::BF16: {
       const auto* p = reinterpret_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      if constexpr (std::is_same_v<T, uint16_t>)
+        std::memcpy(out, p, static_cast<size_t>(n) * 2);
+      else
+        for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
       break;
     }
     case DType::F16: {
       const auto* p = reinterpret_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      for (int64_t i = 0; i < n; ++i) store(f16_to_f32(p[i]), out + i);
       break;
     }
     case DType::F8_E4M3: {
@@ -81,11 +89,10 @@ void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, 
         return s->dtype == DType::F32 ? reinterpret_cast<const float*>(s->data)[sfirst + i]
                                       : bf16_to_f32(reinterpret_cast<const uint16_t*>(s->data)[sfirst + i]);
       };
-      // W[i][j] = fp32(q[i][j]) * S[i / br][j / bc]: the float32 dequantisation transformers runs for an fp32
-      // model (the fixtures' oracle). DeepSeek's weight_dequant rounds this product to bf16; bf16 paths do so.
+      // W[i][j] = fp32(q[i][j]) * S[i / br][j / bc], then stored (rounded to bf16 for bf16 buffers).
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < cols; ++j)
-          out[i * cols + j] = fp8_e4m3_to_f32(src[i * cols + j]) * scale((i / br) * scols + j / bc);
+          store(fp8_e4m3_to_f32(src[i * cols + j]) * scale((i / br) * scols + j / bc), out + i * cols + j);
       if (progress_) progress_->add(static_cast<uint64_t>(srows * scols) * st::dtype_size(s->dtype));
       break;
     }
@@ -95,5 +102,11 @@ void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, 
   }
   if (progress_) progress_->add(static_cast<uint64_t>(n) * esz);
 }
+
+template std::vector<float> WeightReader::read<float>(const std::string&, const std::vector<int64_t>&);
+template std::vector<uint16_t> WeightReader::read<uint16_t>(const std::string&, const std::vector<int64_t>&);
+template std::vector<float> WeightReader::read_slab<float>(const std::string&, int64_t, int64_t, int64_t, int64_t);
+template std::vector<uint16_t> WeightReader::read_slab<uint16_t>(const std::string&, int64_t, int64_t, int64_t,
+                                                                 int64_t);
 
 }  // namespace afd

@@ -1,7 +1,10 @@
-// Reads checkpoint tensors into float32 buffers, checking each against the shape the config implies.
+// Reads checkpoint tensors into float32 or bf16 buffers, checking each against the shape the config implies.
 // Handles BF16 / F16 / F32 and FP8 e4m3 with a `<name>_scale_inv` block-scale sibling (ceil-div block indexing,
 // MODEL_SPEC.md section 4), for 2-D tensors and for slabs of the fused 3-D expert tensors. Every byte is read once,
 // straight from the mapping into the destination; progress is reported in bytes read.
+//
+// Element types: float (exact widening; fp8 dequantised as fp32(q) * scale, what transformers computes for an fp32
+// model) and uint16_t = bf16 bits (RNE; fp8 dequantised as bf16(fp32(q) * scale), DeepSeek's weight_dequant).
 #pragma once
 
 #include <cstdint>
@@ -20,16 +23,16 @@ class WeightReader {
 
   bool has(const std::string& name) const { return ckpt_.find(name) != nullptr; }
 
-  // A tensor of exactly `shape`; 1-D norms and biases as well as 2-D matrices.
-  std::vector<float> read(const std::string& name, const std::vector<int64_t>& shape);
+  // A tensor of exactly `shape` (1-D norms and biases, 2-D matrices).
+  template <typename T>
+  std::vector<T> read(const std::string& name, const std::vector<int64_t>& shape);
   // Slab `index` of a 3-D tensor of shape [count, rows, cols] (the fused expert layout), as [rows, cols].
-  std::vector<float> read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows, int64_t cols);
-
-  // Bytes `read` and `read_slab` would consume for `name` (scales included), for sizing a progress bar.
-  uint64_t bytes_of(const std::string& name) const;
+  template <typename T>
+  std::vector<T> read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows, int64_t cols);
 
  private:
-  void convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, float* out);
+  template <typename T>
+  void convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, T* out);
   const st::Checkpoint& ckpt_;
   const ModelConfig& cfg_;
   Progress* progress_;

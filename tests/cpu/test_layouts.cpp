@@ -7,6 +7,7 @@
 #include "../checkpoint_edit.h"
 #include "../test_util.h"
 #include "model/reference.h"
+#include "util/numeric.h"
 
 using namespace afd;
 namespace fs = std::filesystem;
@@ -65,4 +66,31 @@ TEST_CASE("a checkpoint whose config uses rope_parameters gives the same logits"
   test::write_text(dir.path("m/config.json"), cfg.dump(2));
   const auto a = logits_of(src), b = logits_of(dir.path("m"));
   CHECK(test::rel_l2(b.data(), a.data(), a.size()) == 0.0);
+}
+
+TEST_CASE("bf16 weights are the float weights rounded once, and parts load separately", "[layouts]") {
+  for (const char* name : {"dsv3_tiny", "dsv3_fp8_tiny", "mixtral_tiny"}) {
+    INFO(name);
+    const auto f = load_weights<float>(test::fixture_model(name), kWeightsAll, false);
+    const auto b = load_weights<uint16_t>(test::fixture_model(name), kWeightsAll, false);
+    auto same = [](const std::vector<float>& fv, const std::vector<uint16_t>& bv) {
+      REQUIRE(fv.size() == bv.size());
+      size_t bad = 0;
+      for (size_t i = 0; i < fv.size(); ++i) bad += f32_to_bf16(fv[i]) != bv[i];
+      return bad;
+    };
+    CHECK(same(f->embed, b->embed) == 0);
+    CHECK(same(f->lm_head.w, b->lm_head.w) == 0);
+    const int l = f->cfg.num_layers - 1;
+    CHECK(same(f->attn[l].o_proj.w, b->attn[l].o_proj.w) == 0);
+    CHECK(same(f->ffn[l].experts[3].down.w, b->ffn[l].experts[3].down.w) == 0);
+    CHECK(same(f->ffn[l].router.w, b->ffn[l].router.w) == 0);
+
+    const auto ffn_only = load_weights<uint16_t>(test::fixture_model(name), kWeightsFfn, false);
+    CHECK(ffn_only->attn.empty());
+    CHECK(ffn_only->embed.empty());
+    CHECK(ffn_only->lm_head.w.empty());
+    CHECK(ffn_only->ffn.size() == static_cast<size_t>(f->cfg.num_layers));
+    CHECK(ffn_only->ffn[l].experts[3].down.w == b->ffn[l].experts[3].down.w);
+  }
 }

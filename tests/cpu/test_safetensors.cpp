@@ -5,7 +5,7 @@
 
 #include "../checkpoint_edit.h"
 #include "../test_util.h"
-#include "model/ref_weights.h"
+#include "model/weights.h"
 #include "model/safetensors.h"
 #include "util/error.h"
 
