@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "util/error.h"
 
@@ -22,40 +23,53 @@ int32_t argmax(const float* v, int n) {
   return best;
 }
 
-Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p); }
+Sampler::Sampler(const SamplingParams& p) : p_(p) { validate(p); }
 
-int32_t Sampler::sample(const float* logits, int vocab) {
-  if (p_.temperature == 0.0f) return argmax(logits, vocab);
-  order_.resize(vocab);
-  std::iota(order_.begin(), order_.end(), 0);
-  const int k = p_.top_k > 0 ? std::min(p_.top_k, vocab) : vocab;
+namespace {
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t step) {
+  if (p.temperature == 0.0f) return argmax(logits, vocab);
+  thread_local std::vector<int32_t> order;
+  thread_local std::vector<float> probs;
+  order.resize(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  const int k = p.top_k > 0 ? std::min(p.top_k, vocab) : vocab;
   auto higher = [logits](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), higher);
-  probs_.resize(k);
-  const float mx = logits[order_[0]];
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), higher);
+  probs.resize(k);
+  const float mx = logits[order[0]];
   double sum = 0;
-  for (int i = 0; i < k; ++i) sum += (probs_[i] = std::exp((logits[order_[i]] - mx) / p_.temperature));
+  for (int i = 0; i < k; ++i) sum += (probs[i] = std::exp((logits[order[i]] - mx) / p.temperature));
   // top-p: the smallest prefix (in descending probability) whose mass reaches top_p.
   int keep = k;
-  if (p_.top_p < 1.0f) {
+  if (p.top_p < 1.0f) {
     double acc = 0;
     for (int i = 0; i < k; ++i) {
-      acc += probs_[i] / sum;
-      if (acc >= p_.top_p) {
+      acc += probs[i] / sum;
+      if (acc >= p.top_p) {
         keep = i + 1;
         break;
       }
     }
   }
   double mass = 0;
-  for (int i = 0; i < keep; ++i) mass += probs_[i];
-  const double r = std::uniform_real_distribution<double>(0.0, mass)(rng_);
+  for (int i = 0; i < keep; ++i) mass += probs[i];
+  // A uniform draw in [0, mass) from 53 random bits of splitmix64(seed, step).
+  const uint64_t bits = splitmix64(splitmix64(p.seed) ^ step);
+  const double r = static_cast<double>(bits >> 11) * 0x1.0p-53 * mass;
   double acc = 0;
   for (int i = 0; i < keep; ++i) {
-    acc += probs_[i];
-    if (r < acc) return order_[i];
+    acc += probs[i];
+    if (r < acc) return order[i];
   }
-  return order_[keep - 1];
+  return order[keep - 1];
 }
 
 }  // namespace afd

@@ -3,8 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
-#include <vector>
 
 namespace afd {
 
@@ -18,16 +16,19 @@ struct SamplingParams {
 // Validates the parameters; throws a sentence naming the bad one.
 void validate(const SamplingParams& p);
 
+// One token from `logits` [vocab]. Its randomness is a pure function of (p.seed, step), so a request's tokens do not
+// depend on what else runs in the same batch or on which backend computed the logits.
+int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t step);
+
+// A request's sampler: sample_token with the step counting up from 0.
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& p);
-  int32_t sample(const float* logits, int vocab);
+  int32_t sample(const float* logits, int vocab) { return sample_token(logits, vocab, p_, step_++); }
 
  private:
   SamplingParams p_;
-  std::mt19937_64 rng_;
-  std::vector<int32_t> order_;
-  std::vector<float> probs_;
+  uint64_t step_ = 0;
 };
 
 int32_t argmax(const float* v, int n);
