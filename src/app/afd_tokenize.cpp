@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   auto* jsonl_opt = app.add_flag("--jsonl", jsonl,
                                  "Encode stdin: one JSON object {\"text\": ...} per line in, one {\"ids\": [...]} "
                                  "per line out.");
-  auto* decode_opt = app.add_option("--decode", decode, "Decode comma-separated ids (e.g. 1,2,3); prints {\"text\": ...}.");
+  auto* decode_opt =
+      app.add_option("--decode", decode, "Decode comma-separated ids (e.g. 1,2,3); prints {\"text\": ...}.");
   app.add_flag("--add-special", add_special,
                "When encoding, add the special tokens the tokenizer adds around a text (BOS for DeepSeek and "
                "pystdlib-moe, none for Qwen3), like transformers' encode(add_special_tokens=True).");

@@ -49,7 +49,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
   }
   RunConfig c;
   c.source = src;
-  only_keys(root, "", {"model", "engine", "generation"}, src);
+  only_keys(root, "", {"model", "engine", "generation", "runtime"}, src);
   AFD_REQUIRE(root["model"], src, ": missing key 'model'");
   only_keys(root["model"], "model", {"path"}, src);
   AFD_REQUIRE(root["model"]["path"], src, ": missing key 'model.path'");
@@ -65,6 +65,27 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     if (g["top_p"]) c.top_p = scalar<float>(g["top_p"], "generation.top_p", src, "a number");
     if (g["seed"]) c.seed = scalar<uint64_t>(g["seed"], "generation.seed", src, "a non-negative integer");
     AFD_REQUIRE(!c.max_new_tokens || *c.max_new_tokens >= 0, src, ": generation.max_new_tokens must be >= 0");
+  }
+  if (const YAML::Node r = root["runtime"]) {
+    only_keys(r, "runtime", {"ffn_device", "attn_threads", "micro_batches", "max_batch", "max_step_tokens", "kv_pool_mb"},
+              src);
+    if (r["ffn_device"]) {
+      c.ffn_device = scalar<std::string>(r["ffn_device"], "runtime.ffn_device", src, "gpu, cpu or auto");
+      AFD_REQUIRE(*c.ffn_device == "gpu" || *c.ffn_device == "cpu" || *c.ffn_device == "auto", src,
+                  ": runtime.ffn_device = '", *c.ffn_device, "' is not gpu, cpu or auto");
+    }
+    auto positive = [&](const char* key, int min_value) -> std::optional<int> {
+      if (!r[key]) return std::nullopt;
+      const std::string name = std::string("runtime.") + key;
+      const int v = scalar<int>(r[key], name, src, "an integer");
+      AFD_REQUIRE(v >= min_value, src, ": ", name, " = ", v, " must be >= ", min_value);
+      return v;
+    };
+    c.attn_threads = positive("attn_threads", 0);
+    c.micro_batches = positive("micro_batches", 1);
+    c.max_batch = positive("max_batch", 1);
+    c.max_step_tokens = positive("max_step_tokens", 1);
+    if (auto v = positive("kv_pool_mb", 1)) c.kv_pool_mb = *v;
   }
   return c;
 }

@@ -2,7 +2,14 @@
 //
 //   model:
 //     path: ../models/pystdlib-moe   # a checkpoint directory; relative paths are relative to the YAML file
-//   engine: reference                # reference (float32 oracle)
+//   engine: afd                      # afd (the AFD engine) or reference (float32 oracle)
+//   runtime:                         # the afd engine; command-line flags override
+//     ffn_device: auto               # gpu | cpu | auto
+//     attn_threads: 0                # 0 = every CPU
+//     micro_batches: 2
+//     max_batch: 64
+//     max_step_tokens: 512
+//     kv_pool_mb: 1024
 //   generation:                      # defaults; command-line flags override them
 //     max_new_tokens: 48
 //     temperature: 0.0
@@ -28,6 +35,9 @@ struct RunConfig {
   std::optional<float> temperature, top_p;
   std::optional<int> top_k;
   std::optional<uint64_t> seed;
+  std::optional<std::string> ffn_device;
+  std::optional<int> attn_threads, micro_batches, max_batch, max_step_tokens;
+  std::optional<int64_t> kv_pool_mb;
 };
 
 RunConfig load_run_config(const std::string& yaml_path);

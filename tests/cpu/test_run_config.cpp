@@ -10,7 +10,7 @@ using Catch::Matchers::Contains;
 TEST_CASE("the bundled YAML configs parse and point at real models", "[config]") {
   const RunConfig c = load_run_config(test::source_dir() + "/configs/pystdlib-moe.yaml");
   CHECK(c.model_path.find("models/pystdlib-moe") != std::string::npos);
-  CHECK(c.engine == std::optional<std::string>("reference"));
+  CHECK(c.engine == std::optional<std::string>("afd"));
   CHECK(c.max_new_tokens == std::optional<int>(48));
 }
 
@@ -28,4 +28,23 @@ TEST_CASE("bad YAML configs name the file and key", "[config]") {
   expect("model: {path: [a, b]}", "model.path must be a directory path");
   const RunConfig rel = parse_run_config("model: {path: ../m}", "x.yaml", "/base/configs");
   CHECK(rel.model_path == "/base/m");
+}
+
+TEST_CASE("the runtime section of the YAML config is read and checked", "[config]") {
+  const RunConfig c = parse_run_config(
+      "model: {path: m}\nruntime: {ffn_device: cpu, attn_threads: 3, micro_batches: 2, max_batch: 17, "
+      "max_step_tokens: 99, kv_pool_mb: 64}",
+      "x.yaml", "/b");
+  CHECK(c.ffn_device == std::optional<std::string>("cpu"));
+  CHECK(c.attn_threads == std::optional<int>(3));
+  CHECK(c.micro_batches == std::optional<int>(2));
+  CHECK(c.max_batch == std::optional<int>(17));
+  CHECK(c.max_step_tokens == std::optional<int>(99));
+  CHECK(c.kv_pool_mb == std::optional<int64_t>(64));
+  CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {ffn_device: tpu}", "x.yaml", "/b"),
+                    Contains("runtime.ffn_device = 'tpu'"));
+  CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {micro_batches: 0}", "x.yaml", "/b"),
+                    Contains("runtime.micro_batches = 0 must be >= 1"));
+  CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {threads: 4}", "x.yaml", "/b"),
+                    Contains("unknown key 'runtime.threads'"));
 }

@@ -1,0 +1,239 @@
+// afd-bench-attn-cpu: the CPU attention core against the machine's own ceilings, measured in the same run.
+//   1. host read bandwidth (all workers, pinned), GB/s
+//   2. oneDNN matmul rate (bf16 weights/activations where oneDNN has bf16 matmul, else f32), TFLOP/s
+//   3. GQA decode attention, Qwen3-30B-A3B shapes (32 q heads, 4 kv heads, dim 128), batch 64, context 4096:
+//      KV GB/s and the fraction of the read bandwidth (target >= 0.8)
+//   4. MLA absorbed decode, DeepSeek-V3 (128 heads) and V2-Lite (16 heads), latent 512 + rope 64, same batch and
+//      context: TFLOP/s (2 * (576 + 512) FLOP per head and cached token) and the fraction of the matmul rate
+//      (target >= 0.5 with AMX)
+// Only the attention core is timed in 3 and 4 (paged KV read, scores, softmax, P.V, chunk merge), not the
+// projections, which are oneDNN matmuls measured by 2.
+// Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sched.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "attn_cpu/kv_cache.h"
+#include "attn_cpu/matmul.h"
+#include "attn_cpu/paged_attention.h"
+#include "attn_cpu/thread_pool.h"
+#include "cpu/attn_kernels.h"
+#include "util/numeric.h"
+
+using namespace afd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  int threads = 0;
+  int batch = 64;
+  int ctx = 4096;
+  int iters = 5;
+  int isa = -1;
+};
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Fills n bf16 values with a cheap per-index hash in [-1, 1) (never zero), in parallel.
+void fill_random(attn::ThreadPool& pool, uint16_t* p, int64_t n, uint64_t seed) {
+  const int parts = pool.size() * 4;
+  pool.parallel_for(parts, [&](int part, int) {
+    const int64_t lo = n * part / parts, hi = n * (part + 1) / parts;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(part) * 0xbf58476d1ce4e5b9ull + 1;
+    for (int64_t i = lo; i < hi; ++i) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      const float f = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) / static_cast<float>(1 << 23);
+      p[i] = f32_to_bf16(f == 0.0f ? 0.5f : f);
+    }
+  });
+}
+
+// Multi-thread read bandwidth over a buffer much larger than the caches: best of 5 passes.
+double read_bandwidth(attn::ThreadPool& pool, int64_t bytes) {
+  const int64_t n = bytes / 8;
+  std::vector<uint64_t> buf(n);
+  const int parts = pool.size();
+  pool.parallel_for(parts, [&](int part, int) {  // first touch by the worker that later reads it
+    for (int64_t i = n * part / parts; i < n * (part + 1) / parts; ++i) buf[i] = static_cast<uint64_t>(i);
+  });
+  std::vector<uint64_t> sink(parts);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.parallel_for(parts, [&](int part, int) {
+      uint64_t a[8] = {};
+      const int64_t lo = n * part / parts, hi = n * (part + 1) / parts;
+      int64_t i = lo;
+      for (; i + 8 <= hi; i += 8)
+        for (int j = 0; j < 8; ++j) a[j] += buf[i + j];
+      for (; i < hi; ++i) a[0] += buf[i];
+      sink[part] = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    });
+    best = std::max(best, static_cast<double>(n) * 8 / seconds_since(t0) / 1e9);
+  }
+  volatile uint64_t keep = sink[0];
+  (void)keep;
+  return best;
+}
+
+// oneDNN matmul rate, best of 5, on the bf16 path when oneDNN has it (else f32): TFLOP/s and the implementation.
+double gemm_rate(int m, int k, int n, std::string& impl, bool& bf16) {
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream s(eng);
+  bf16 = attn::onednn_has_bf16_matmul(eng);
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const dt t = bf16 ? dt::bf16 : dt::f32;
+  dnnl::memory::desc a({m, k}, t, tag::ab), b_any({k, n}, t, tag::any), c({m, n}, dt::f32, tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b_any, c), eng);
+  impl = pd.impl_info_str();
+  dnnl::memory am(a, eng), bm(pd.weights_desc(), eng), cm(c, eng), bplain({{k, n}, t, tag::ab}, eng);
+  const size_t es = bf16 ? 2 : 4;
+  std::memset(am.get_data_handle(), 0x3c, a.get_size());  // small finite values in both types
+  std::memset(bplain.get_data_handle(), 0x3c, static_cast<size_t>(k) * n * es);
+  dnnl::reorder(bplain, bm).execute(s, bplain, bm);
+  dnnl::matmul prim(pd);
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto t0 = Clock::now();
+    prim.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    s.wait();
+    if (rep > 0) best = std::max(best, 2.0 * m * k * n / seconds_since(t0) / 1e12);
+  }
+  return best;
+}
+
+struct CoreResult {
+  double ms = 0;
+  double kv_bytes = 0;
+  double flops = 0;
+};
+
+// Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
+CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int batch, int ctx, int kv_heads,
+                       int heads_per_kv, int qk_dim, int v_dim, bool mla, int iters) {
+  attn::KvLayout lay;
+  lay.layers = 1;
+  lay.kv_heads = kv_heads;
+  lay.k_dim = qk_dim;
+  lay.v_dim = mla ? 0 : v_dim;
+  lay.block_size = 64;
+  const int64_t blocks_per_seq = (ctx + lay.block_size - 1) / lay.block_size;
+  attn::PagedKvCache cache(lay, blocks_per_seq * batch, batch);
+  fill_random(pool, cache.k_rows(0, 0, 0), cache.total_blocks() * lay.layer_block_elems(), 1);
+  std::vector<int32_t> slots(batch), start(batch + 1), cached(batch, ctx - 1);
+  for (int s = 0; s < batch; ++s) {
+    slots[s] = cache.open();
+    cache.reserve(slots[s], ctx);
+    start[s] = s;
+  }
+  start[batch] = batch;
+  const int H = kv_heads * heads_per_kv;
+  std::vector<uint16_t> q(static_cast<size_t>(batch) * H * qk_dim), o(static_cast<size_t>(batch) * H * v_dim);
+  fill_random(pool, q.data(), static_cast<int64_t>(q.size()), 2);
+  attn::AttnCoreParams p;
+  p.num_seqs = batch;
+  p.seq_slot = slots.data();
+  p.token_start = start.data();
+  p.cached_len = cached.data();
+  p.heads_per_kv = heads_per_kv;
+  p.qk_dim = qk_dim;
+  p.v_dim = v_dim;
+  p.v_in_k = mla;
+  p.q = q.data();
+  p.o = o.data();
+  p.scale = 1.0f / 16.0f;
+  attn::PagedAttention core(cache, k, pool.size(), 256);
+  core.run(p, pool);  // warm-up
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = Clock::now();
+    core.run(p, pool);
+    t.push_back(seconds_since(t0));
+  }
+  CoreResult r;
+  r.ms = median(t) * 1e3;
+  r.kv_bytes = static_cast<double>(batch) * ctx * kv_heads * (qk_dim + (mla ? 0 : v_dim)) * 2;
+  r.flops = 2.0 * batch * H * static_cast<double>(ctx) * (qk_dim + v_dim);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const int v = std::atoi(argv[i + 1]);
+    if (k == "--threads") a.threads = v;
+    else if (k == "--batch") a.batch = v;
+    else if (k == "--ctx") a.ctx = v;
+    else if (k == "--iters") a.iters = v;
+    else if (k == "--isa") {
+      const std::string s = argv[i + 1];
+      a.isa = s == "scalar" ? 0 : s == "avx2" ? 1 : s == "avx512" ? 2 : s == "amx" ? 3 : -1;
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  if (a.threads <= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    sched_getaffinity(0, sizeof(set), &set);
+    a.threads = CPU_COUNT(&set);
+  }
+  const cpu::Isa isa = a.isa >= 0 ? static_cast<cpu::Isa>(a.isa) : cpu::best_isa();
+  const cpu::AttnKernels* k = cpu::kernels_for(isa);
+  if (!k) {
+    std::fprintf(stderr, "this CPU cannot run the %s kernels\n", cpu::isa_name(isa));
+    return 2;
+  }
+  attn::ThreadPool pool(a.threads, true);
+  std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d\n", a.threads,
+              cpu::isa_name(isa), attn::onednn_isa_name().c_str(), a.batch, a.ctx);
+
+  const double bw = read_bandwidth(pool, int64_t{1} << 30);
+  std::printf("ceiling  host read bandwidth (%d threads, 1 GiB): %.1f GB/s\n", a.threads, bw);
+  std::string impl;
+  bool bf16 = false;
+  double gemm = 0;
+  for (int m : {64, 256, 1024}) {
+    std::string im;
+    const double r = gemm_rate(m, 4096, 4096, im, bf16);
+    std::printf("ceiling  oneDNN %s matmul m=%d k=n=4096: %.3f TFLOP/s (%s)\n", bf16 ? "bf16" : "f32", m, r, im.c_str());
+    if (r > gemm) {
+      gemm = r;
+      impl = im;
+    }
+  }
+  std::printf("ceiling  oneDNN matmul best: %.3f TFLOP/s (%s)\n", gemm, impl.c_str());
+
+  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.iters);
+  std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128)   %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
+              "  (%.3f TFLOP/s)\n",
+              g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
+  for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
+    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, std::max(1, a.iters / 2));
+    std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
+                "  (KV %.2f GB/s)\n",
+                name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6);
+  }
+  return 0;
+}

@@ -1,0 +1,77 @@
+// The three steps of block attention over a bf16 KV cache, one implementation per ISA
+// (attn_scalar.cpp, attn_avx2.cpp, attn_avx512.cpp, attn_amx.cpp), chosen at run time (kernels_for).
+//   qk:      S[i][t]  = sum_d Q[i][d] * K[t][d]     scores of nq query rows against nt cached rows
+//   softmax: online-softmax step of one block: P[i][t] = bf16(e^(S[i][t] * scale - m_new[i])) on visible t
+//   pv:      O[i][c] += sum_t P[i][t] * V[t][c]     probability-weighted sum of nt value rows
+// Q, K, P, V are bf16 bits, S and O float32. Every product is exact in fp32 (bf16 x bf16) and accumulated in fp32,
+// so the ISAs differ from the scalar reference only by summation order. Kernels read exactly nt rows of K and V:
+// rows past nt may hold anything (NaN in the tests) and must not influence the result.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/cpu_isa.h"
+
+namespace afd::cpu {
+
+struct QkParams {
+  const uint16_t* q = nullptr;  // [nq, d] bf16, row stride q_stride elements
+  const uint16_t* k = nullptr;  // [nt, d] bf16, row stride k_stride elements
+  float* s = nullptr;           // [nq, nt] f32 out, row stride s_stride elements (overwritten)
+  int q_stride = 0, k_stride = 0, s_stride = 0;
+  int nq = 0;                   // query rows, >= 1
+  int nt = 0;                   // key rows, 1..kMaxBlockRows
+  int d = 0;                    // dot length, >= 1 (any value; vector tails are masked)
+};
+
+struct PvParams {
+  const uint16_t* p = nullptr;  // [nq, nt] bf16 probabilities, row stride p_stride elements
+  const uint16_t* v = nullptr;  // [nt, dv] bf16, row stride v_stride elements
+  float* o = nullptr;           // [nq, dv] f32 accumulators, row stride o_stride elements (added to)
+  int p_stride = 0, v_stride = 0, o_stride = 0;
+  int nq = 0;                   // query rows, >= 1
+  int nt = 0;                   // value rows, 1..kMaxBlockRows
+  int dv = 0;                   // value width, >= 1
+};
+
+struct SoftmaxParams {
+  float* s = nullptr;           // [nq, nt] raw scores (clobbered), row stride s_stride elements
+  uint16_t* p = nullptr;        // [nq, nt] bf16 out: e^(s * scale - m_new), 0 where t is not visible
+  const int* lo = nullptr;      // [nq] first visible t of each row (block coordinates; may be < 0)
+  const int* hi = nullptr;      // [nq] one past the last visible t (may be > nt); lo >= hi: nothing visible
+  float* m = nullptr;           // [nq] running max of scale * s over everything seen so far (-inf: none), updated
+  float* l = nullptr;           // [nq] running sum of the p values, rescaled to m_new and updated
+  float* alpha = nullptr;       // [nq] out: e^(m_old - m_new), the factor the caller applies to its accumulators
+  int s_stride = 0, p_stride = 0;
+  int nq = 0, nt = 0;
+  float scale = 1.0f;
+};
+
+// The most rows of K/V one call may cover (the AMX kernel packs a block into scratch of this many rows).
+constexpr int kMaxBlockRows = 256;
+// The widest q/k/v row the AMX and AVX-512 kernels accept (MLA: 512 latent + 64 rope).
+constexpr int kMaxRowWidth = 1024;
+
+struct AttnKernels {
+  Isa isa = Isa::kScalar;
+  void (*qk)(const QkParams&) = nullptr;
+  void (*pv)(const PvParams&) = nullptr;
+  void (*softmax)(const SoftmaxParams&) = nullptr;
+};
+
+// The kernels of `isa`, or nullptr when this CPU cannot run them (cpu_supports(isa) is false).
+const AttnKernels* kernels_for(Isa isa);
+
+// Per-ISA entry points; call only through kernels_for().
+void qk_bf16_scalar(const QkParams& p);
+void pv_bf16_scalar(const PvParams& p);
+void softmax_f32_scalar(const SoftmaxParams& p);
+void qk_bf16_avx2(const QkParams& p);
+void pv_bf16_avx2(const PvParams& p);
+void softmax_f32_avx2(const SoftmaxParams& p);  // also the softmax of the AVX-512 and AMX tables
+void qk_bf16_avx512(const QkParams& p);
+void pv_bf16_avx512(const PvParams& p);
+void qk_bf16_amx(const QkParams& p);
+void pv_bf16_amx(const PvParams& p);
+
+}  // namespace afd::cpu

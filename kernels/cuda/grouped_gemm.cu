@@ -1,0 +1,212 @@
+#include "cuda/grouped_gemm.cuh"
+#include "cuda/mma_util.cuh"
+#include "util/error.h"
+
+namespace afd::cuda {
+
+namespace {
+
+constexpr int kBK = 64;  // k per pipeline stage: one 128-byte shared-memory row per tile row
+
+// Shared memory holds, per stage, BM rows of A then BN rows of W, each row kBK bf16 = 8 chunks of 16 B. Chunk c of
+// row r is stored at chunk position c ^ (r & 7), so the 8 rows an ldmatrix phase reads hit 8 different bank groups.
+__device__ __forceinline__ int swz(int r, int c) { return r * 8 + (c ^ (r & 7)); }
+
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
+    grouped_gemm_bf16_bf16_kernel(GroupedGemmParams p) {
+  constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // warp tile
+  constexpr int MI = WM / 16, NI = WN / 8;             // mma tiles per warp
+  static_assert(NI % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+  // 16-B chunks per thread per stage; A may have fewer chunks than threads (BM = 16 with 8 warps).
+  constexpr int kAChunks = (BM * 8 + kThreads - 1) / kThreads, kBChunks = BN * 8 / kThreads;
+  static_assert(kBChunks * kThreads == BN * 8 && (BM * 8 % kThreads == 0 || kAChunks == 1), "uneven tile split");
+  extern __shared__ uint4 smem[];
+
+  // Which rows this block owns: M tile blockIdx.y of the flattened (group, tile) list.
+  int g = 0, row_begin, rows;
+  const int tile = blockIdx.y;
+  if (p.group_offset) {
+    if (tile >= p.tile_offset[p.groups]) return;
+    int lo = 0, hi = p.groups - 1;  // largest g with tile_offset[g] <= tile (empty groups share offsets)
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (p.tile_offset[mid] <= tile) lo = mid; else hi = mid - 1;
+    }
+    g = lo;
+    row_begin = p.group_offset[g] + (tile - p.tile_offset[g]) * BM;
+    rows = min(BM, p.group_offset[g + 1] - row_begin);
+  } else {
+    row_begin = tile * BM;
+    if (row_begin >= p.m) return;
+    rows = min(BM, p.m - row_begin);
+  }
+  const int n0 = blockIdx.x * BN;
+  const __nv_bfloat16* wg = p.w + static_cast<int64_t>(g) * p.w_stride;
+
+  // Per-thread source rows, fixed for the whole k loop (chunk index i -> row i/8, column chunk i%8).
+  const __nv_bfloat16* a_src[kAChunks];
+  bool a_ok[kAChunks];
+#pragma unroll
+  for (int i = 0; i < kAChunks; ++i) {
+    const int r = (threadIdx.x + i * kThreads) >> 3;
+    a_ok[i] = r < rows;
+    int ar = row_begin + (a_ok[i] ? r : 0);
+    if (p.a_rows && a_ok[i]) ar = p.a_rows[ar];
+    a_src[i] = p.a + static_cast<int64_t>(a_ok[i] ? ar : 0) * p.k;
+  }
+  const __nv_bfloat16* b_src[kBChunks];
+  bool b_ok[kBChunks];
+#pragma unroll
+  for (int i = 0; i < kBChunks; ++i) {
+    const int r = (threadIdx.x + i * kThreads) >> 3;
+    b_ok[i] = n0 + r < p.n;
+    b_src[i] = wg + static_cast<int64_t>(b_ok[i] ? n0 + r : 0) * p.k;
+  }
+  auto load_stage = [&](int stage, int k0) {
+    uint4* sa = smem + stage * (BM + BN) * 8;
+    uint4* sb = sa + BM * 8;
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i) {
+      const int idx = threadIdx.x + i * kThreads, r = idx >> 3, c = idx & 7, kk = k0 + c * 8;
+      if (idx >= BM * 8) break;
+      const bool ok = a_ok[i] && kk < p.k;
+      ptx::cp_async_16(sa + swz(r, c), ok ? a_src[i] + kk : p.a, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i) {
+      const int idx = threadIdx.x + i * kThreads, r = idx >> 3, c = idx & 7, kk = k0 + c * 8;
+      const bool ok = b_ok[i] && kk < p.k;
+      ptx::cp_async_16(sb + swz(r, c), ok ? b_src[i] + kk : p.w, ok ? 16 : 0);
+    }
+  };
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
+
+  const int ktiles = (p.k + kBK - 1) / kBK;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < ktiles) load_stage(s, s * kBK);
+    ptx::cp_async_commit();
+  }
+  for (int kt = 0; kt < ktiles; ++kt) {
+    ptx::cp_async_wait<STAGES - 2>();
+    __syncthreads();  // stage kt landed for every thread; every warp is done with stage kt-1 (refilled next)
+    const int nk = kt + STAGES - 1;
+    if (nk < ktiles) load_stage(nk % STAGES, nk * kBK);
+    ptx::cp_async_commit();
+    const uint4* sa = smem + (kt % STAGES) * (BM + BN) * 8;
+    const uint4* sb = sa + BM * 8;
+#pragma unroll
+    for (int ks = 0; ks < kBK / 16; ++ks) {
+      uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) {
+        const int r = wm0 + i * 16 + (lane & 15);
+        ptx::ldmatrix_x4(af[i], sa + swz(r, ks * 2 + (lane >> 4)));
+      }
+#pragma unroll
+      for (int j = 0; j < NI; j += 2) {
+        const int r = wn0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
+        uint32_t t[4];
+        ptx::ldmatrix_x4(t, sb + swz(r, ks * 2 + ((lane >> 3) & 1)));
+        bf[j][0] = t[0];
+        bf[j][1] = t[1];
+        bf[j + 1][0] = t[2];
+        bf[j + 1][1] = t[3];
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) ptx::mma_bf16_16816(acc[i][j], af[i], bf[j]);
+    }
+  }
+  ptx::cp_async_wait<0>();
+
+  // Epilogue: accumulator (i, j, q) is row wm0 + 16i + lane/4 (+8 for q >= 2), column wn0 + 8j + 2(lane%4) (+1).
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j) {
+      const int col = n0 + wn0 + j * 8 + 2 * (lane & 3);
+      if (col >= p.n) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = wm0 + i * 16 + (lane >> 2) + h * 8;
+        if (r < rows)
+          *reinterpret_cast<__nv_bfloat162*>(p.c + static_cast<int64_t>(row_begin + r) * p.n + col) =
+              __floats2bfloat162_rn(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+      }
+    }
+}
+
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+void launch(const GroupedGemmParams& p, cudaStream_t stream) {
+  auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES>;
+  constexpr int kSmem = STAGES * (BM + BN) * kBK * 2;
+  static bool configured = false;  // the attribute is per function; setting it once per process is enough
+  if (!configured) {
+    AFD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    configured = true;
+  }
+  const dim3 grid((p.n + BN - 1) / BN, p.max_tiles);
+  kernel<<<grid, WARPS_M * WARPS_N * 32, kSmem, stream>>>(p);
+  AFD_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+int gemm_tile_rows(GemmTile t) {
+  switch (t) {
+    case GemmTile::kM16: case GemmTile::kM16N64: case GemmTile::kM16N256: return 16;
+    case GemmTile::kM64: return 64;
+    case GemmTile::kM128: case GemmTile::kM128N256: return 128;
+  }
+  return 128;
+}
+
+const char* gemm_tile_name(GemmTile t) {
+  switch (t) {
+    case GemmTile::kM16: return "16x128";
+    case GemmTile::kM16N64: return "16x64";
+    case GemmTile::kM16N256: return "16x256";
+    case GemmTile::kM64: return "64x128";
+    case GemmTile::kM128: return "128x128";
+    case GemmTile::kM128N256: return "128x256";
+  }
+  return "?";
+}
+
+// Measured on an H100 (bench/RESULTS.md, whole MoE layer, every tile): with <= 16 rows per expert all 16-row tiles
+// stream weights at 0.95 of the copy rate (V3) and 16x64 is never worse; 64x128 is best or within 1% from 24 to
+// 384 rows except at 128 rows of V3 shapes, where 128x256 is 4% faster (and 5% slower at V2-Lite's 384).
+GemmTile gemm_tile_for_rows(double rows_per_group) {
+  if (rows_per_group <= 16) return GemmTile::kM16N64;
+  if (rows_per_group < 128) return GemmTile::kM64;
+  return GemmTile::kM128N256;
+}
+
+void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
+  AFD_CHECK(p.n % 8 == 0 && p.k % 8 == 0, "n ", p.n, " and k ", p.k, " must be multiples of 8");
+  AFD_CHECK(p.max_tiles > 0 && p.max_tiles <= 65535, "max_tiles ", p.max_tiles);
+  AFD_CHECK(p.group_offset == nullptr || p.tile_offset != nullptr);
+  switch (p.tile) {
+    case GemmTile::kM16: return launch<16, 128, 1, 4, 4>(p, stream);
+    case GemmTile::kM16N64: return launch<16, 64, 1, 4, 4>(p, stream);
+    case GemmTile::kM16N256: return launch<16, 256, 1, 8, 3>(p, stream);
+    case GemmTile::kM64: return launch<64, 128, 2, 2, 4>(p, stream);
+    case GemmTile::kM128: return launch<128, 128, 2, 4, 3>(p, stream);
+    case GemmTile::kM128N256: return launch<128, 256, 2, 4, 3>(p, stream);
+  }
+}
+
+}  // namespace afd::cuda

@@ -1,0 +1,44 @@
+// Grouped bf16 GEMM on tensor cores (mma.sync m16n8k16, fp32 accumulation, bf16 output):
+//   for each group g: C[rows of g, 0:n) = A[rows of g, 0:k) · W[g]^T          (W[g] is [n, k] row-major)
+// The rows of group g are [group_offset[g], group_offset[g+1]) in C's row space; A row r is a_rows[r] when a row
+// gather is given (the token permutation of a MoE layer), else r. Groups with no rows cost nothing: the grid is
+// sized by an upper bound known on the host and surplus blocks exit, so no host sync is needed (graph-capturable).
+// Each output element's accumulation order depends only on k, never on which rows share its launch, so a row's
+// result is the same whatever the batch (batch invariance; the LM head relies on it).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace afd::cuda {
+
+// Block tiles (rows x output columns), chosen per call by the average rows per group (gemm_tile_for_rows; the
+// choice was made by measurement, bench/RESULTS.md). 16-row tiles stream weights for decode; 128-row tiles are
+// for prefill.
+enum class GemmTile { kM16, kM16N64, kM16N256, kM64, kM128, kM128N256 };
+constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16,  GemmTile::kM16N64, GemmTile::kM16N256,
+                                      GemmTile::kM64,  GemmTile::kM128,   GemmTile::kM128N256};
+int gemm_tile_rows(GemmTile t);             // BM of the tile: 16, 64 or 128
+const char* gemm_tile_name(GemmTile t);     // "16x128" etc.
+GemmTile gemm_tile_for_rows(double rows_per_group);
+
+struct GroupedGemmParams {
+  const __nv_bfloat16* a;        // [a_row_count, k] row-major activations
+  const int32_t* a_rows;         // [m_total] gather: C row r reads A row a_rows[r]; null = identity
+  const __nv_bfloat16* w;        // [groups, n, k] row-major weights; group g starts at w + g * w_stride
+  int64_t w_stride;              // elements between consecutive groups' weights
+  __nv_bfloat16* c;              // [m_total, n] row-major output, row stride n
+  const int32_t* group_offset;   // [groups + 1] device, first C row of each group; null = one group of m rows
+  const int32_t* tile_offset;    // [groups + 1] device, first M tile (of gemm_tile_rows(tile)) of each group
+  int groups;                    // number of groups (1 when group_offset is null)
+  int m;                         // rows when group_offset is null; else unused
+  int max_tiles;                 // upper bound on M tiles (grid.y); host-known, e.g. ceil(rows/BM) + groups
+  int n, k;                      // output columns and reduction length; both multiples of 8
+  GemmTile tile;
+};
+
+void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream);
+
+}  // namespace afd::cuda

@@ -1,0 +1,31 @@
+// Builds an AFD engine from a checkpoint directory and runtime options: CPU attention + the FFN backend asked for
+// (the GPU one when this build has CUDA and the machine a GPU; the CPU one otherwise or when asked).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+
+namespace afd::app {
+
+struct RuntimeOptions {
+  std::string ffn_device = "auto";  // auto | cpu | gpu
+  int gpu = 0;                      // GPU index for ffn_device gpu
+  int attn_threads = 0;             // 0 = every CPU this process may use
+  int micro_batches = 2;
+  int max_batch = 64;
+  int max_step_tokens = 512;
+  int64_t kv_pool_mb = 1024;        // host KV pool
+  int kv_block = 64;                // positions per KV block
+  bool trace = false;
+  bool show_progress = true;
+};
+
+// True when this build has the GPU FFN and a GPU is present.
+bool gpu_ffn_available();
+
+std::unique_ptr<engine::Engine> make_engine(const std::string& model_dir, const RuntimeOptions& o);
+
+}  // namespace afd::app

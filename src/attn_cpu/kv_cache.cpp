@@ -1,0 +1,74 @@
+#include "attn_cpu/kv_cache.h"
+
+#include <cstdlib>
+
+#include "util/error.h"
+
+namespace afd::attn {
+
+void PagedKvCache::FreeDeleter::operator()(uint16_t* p) const { std::free(p); }
+
+PagedKvCache::PagedKvCache(const KvLayout& layout, int64_t pool_blocks, int max_seqs)
+    : layout_(layout), total_blocks_(pool_blocks) {
+  AFD_REQUIRE(layout.block_size > 0 && layout.layers > 0 && layout.kv_heads > 0 && layout.k_dim > 0,
+              "the KV cache layout needs positive block size, layers, heads and row width");
+  AFD_REQUIRE(pool_blocks > 0 && pool_blocks < (int64_t{1} << 31), "the KV cache pool needs between 1 and 2^31 blocks (got ",
+              pool_blocks, ")");
+  AFD_REQUIRE(max_seqs > 0, "the KV cache needs at least one sequence slot");
+  const int64_t bytes = pool_blocks * layout.block_bytes();
+  void* p = nullptr;
+  // 2 MiB alignment lets the kernel back the pool with transparent huge pages.
+  if (posix_memalign(&p, size_t{2} << 20, static_cast<size_t>(bytes)) != 0 || !p)
+    fail("cannot allocate the KV cache pool of ", pool_blocks, " blocks (", bytes / (1 << 20), " MiB)");
+  pool_.reset(static_cast<uint16_t*>(p));
+  free_.reserve(pool_blocks);
+  for (int64_t b = pool_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
+  slots_.resize(max_seqs);
+  for (int s = max_seqs - 1; s >= 0; --s) free_slots_.push_back(s);
+}
+
+int PagedKvCache::open() {
+  AFD_REQUIRE(!free_slots_.empty(), "the KV cache has no free sequence slot (all ", slots_.size(), " are open)");
+  const int s = free_slots_.back();
+  free_slots_.pop_back();
+  slots_[s].open = true;
+  slots_[s].blocks.clear();
+  return s;
+}
+
+bool PagedKvCache::reserve(int slot, int total_len) {
+  AFD_REQUIRE(slot >= 0 && slot < max_seqs() && slots_[slot].open, "KV cache slot ", slot, " is not open");
+  AFD_REQUIRE(total_len >= 0, "cannot reserve a negative length (", total_len, ") in KV cache slot ", slot);
+  Slot& s = slots_[slot];
+  const int64_t need = (static_cast<int64_t>(total_len) + layout_.block_size - 1) / layout_.block_size;
+  const int64_t have = static_cast<int64_t>(s.blocks.size());
+  if (need <= have) return true;
+  if (need - have > free_blocks()) return false;  // all or nothing: a failed reserve changes nothing
+  for (int64_t i = have; i < need; ++i) {
+    s.blocks.push_back(free_.back());
+    free_.pop_back();
+  }
+  return true;
+}
+
+void PagedKvCache::close(int slot) {
+  AFD_REQUIRE(slot >= 0 && slot < max_seqs() && slots_[slot].open, "KV cache slot ", slot, " is not open");
+  Slot& s = slots_[slot];
+  for (auto it = s.blocks.rbegin(); it != s.blocks.rend(); ++it) free_.push_back(*it);
+  s.blocks.clear();
+  s.open = false;
+  free_slots_.push_back(slot);
+}
+
+int64_t PagedKvCache::capacity(int slot) const {
+  AFD_REQUIRE(slot >= 0 && slot < max_seqs() && slots_[slot].open, "KV cache slot ", slot, " is not open");
+  return static_cast<int64_t>(slots_[slot].blocks.size()) * layout_.block_size;
+}
+
+void PagedKvCache::fill(uint16_t bits) {
+  const int64_t n = total_blocks_ * layout_.layer_block_elems() * layout_.layers;
+  uint16_t* p = pool_.get();
+  for (int64_t i = 0; i < n; ++i) p[i] = bits;
+}
+
+}  // namespace afd::attn

@@ -1,0 +1,156 @@
+#include "attn_cpu/paged_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+#include "util/numeric.h"
+
+namespace afd::attn {
+
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int kMaxChunks = 64;  // KV chunks of one (seq, kv head, tile); merge() keeps one weight per chunk
+}
+
+PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk)
+    : cache_(cache), kernels_(&kernels), min_chunk_(std::max(1, min_chunk)) {
+  const KvLayout& l = cache.layout();
+  AFD_CHECK(l.block_size <= cpu::kMaxBlockRows && l.k_dim <= cpu::kMaxRowWidth);
+  scratch_.resize(std::max(1, workers));
+  for (Scratch& s : scratch_) {
+    s.q.resize(static_cast<size_t>(kMaxRows) * l.k_dim);
+    s.s.resize(static_cast<size_t>(kMaxRows) * l.block_size);
+    s.p.resize(static_cast<size_t>(kMaxRows) * l.block_size);
+  }
+}
+
+void PagedAttention::plan(const AttnCoreParams& p, int workers) {
+  const int bs = cache_.block_size(), G = p.heads_per_kv, KV = cache_.layout().kv_heads;
+  items_.clear();
+  groups_.clear();
+  // Work before splitting the KV range: one item per (seq, kv head, tile). Split each sequence's range into
+  // enough chunks that the call has about 4 items per worker, but no chunk shorter than min_chunk_.
+  int64_t base = 0;
+  for (int s = 0; s < p.num_seqs; ++s) {
+    const int rows = (p.token_start[s + 1] - p.token_start[s]) * G;
+    base += static_cast<int64_t>(KV) * ((rows + kMaxRows - 1) / kMaxRows);
+  }
+  const int64_t split = std::clamp<int64_t>((4 * static_cast<int64_t>(workers) + base - 1) / std::max<int64_t>(base, 1), 1,
+                                            kMaxChunks);
+  int64_t offset = 0;
+  for (int s = 0; s < p.num_seqs; ++s) {
+    const int n = p.token_start[s + 1] - p.token_start[s];
+    if (n == 0) continue;
+    const int total = p.cached_len[s] + n;
+    const int64_t max_chunks = std::clamp<int64_t>(total / std::max(min_chunk_, bs), 1, kMaxChunks);
+    const int64_t chunks = std::min(split, max_chunks);
+    int chunk = static_cast<int>((total + chunks - 1) / chunks);
+    chunk = (chunk + bs - 1) / bs * bs;  // whole blocks
+    const int rows_all = n * G;
+    for (int kvh = 0; kvh < KV; ++kvh) {
+      for (int row0 = 0; row0 < rows_all; row0 += kMaxRows) {
+        const int rows = std::min(kMaxRows, rows_all - row0);
+        // Positions this tile can see: [lo, hi).
+        const int first_pos = p.cached_len[s] + row0 / G, last_pos = p.cached_len[s] + (row0 + rows - 1) / G;
+        const int hi = last_pos + 1;
+        const int lo = p.sliding_window > 0 ? std::max(0, first_pos - p.sliding_window + 1) : 0;
+        Group g{static_cast<int>(items_.size()), 0};
+        for (int b = lo / chunk * chunk; b < hi; b += chunk) {
+          Item it{s, kvh, row0, rows, std::max(b, lo), std::min(b + chunk, hi), offset};
+          offset += static_cast<int64_t>(rows) * (2 + p.v_dim);
+          items_.push_back(it);
+          ++g.num_items;
+        }
+        groups_.push_back(g);
+      }
+    }
+  }
+  if (static_cast<int64_t>(partial_.size()) < offset) partial_.resize(offset);
+}
+
+void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& sc) {
+  const KvLayout& lay = cache_.layout();
+  const int bs = lay.block_size, G = p.heads_per_kv, H = lay.kv_heads * G;
+  const int tok0 = p.token_start[it.seq], cached = p.cached_len[it.seq];
+  const int32_t* table = cache_.block_table(p.seq_slot[it.seq]);
+  float* m = partial_.data() + it.partial;
+  float* l = m + it.rows;
+  float* acc = l + it.rows;
+  // Gather the tile's query rows: row r is token (row0 + r) / G, head kv_head * G + (row0 + r) % G.
+  int hi[kMaxRows], lo[kMaxRows];
+  for (int r = 0; r < it.rows; ++r) {
+    const int i = (it.row0 + r) / G, h = it.kv_head * G + (it.row0 + r) % G;
+    std::copy_n(p.q + (static_cast<int64_t>(tok0 + i) * H + h) * p.qk_dim, p.qk_dim, sc.q.data() + static_cast<int64_t>(r) * p.qk_dim);
+    hi[r] = cached + i + 1;
+    lo[r] = p.sliding_window > 0 ? cached + i - p.sliding_window + 1 : 0;
+    m[r] = kNegInf;
+    l[r] = 0.0f;
+  }
+  std::fill_n(acc, static_cast<int64_t>(it.rows) * p.v_dim, 0.0f);
+  for (int t0 = it.kv_begin; t0 < it.kv_end;) {
+    const int block = table[t0 / bs], off = t0 % bs;
+    const int nt = std::min(bs - off, it.kv_end - t0);
+    const uint16_t* k = cache_.k_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim;
+    const uint16_t* v = p.v_in_k ? k : cache_.v_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim;
+    const int v_stride = p.v_in_k ? lay.k_dim : lay.v_dim;
+    kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
+    // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r
+    // in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled first.
+    int blo[kMaxRows], bhi[kMaxRows];
+    float alpha[kMaxRows];
+    for (int r = 0; r < it.rows; ++r) {
+      blo[r] = lo[r] - t0;
+      bhi[r] = hi[r] - t0;
+    }
+    kernels_->softmax({sc.s.data(), sc.p.data(), blo, bhi, m, l, alpha, bs, bs, it.rows, nt, p.scale});
+    for (int r = 0; r < it.rows; ++r) {
+      if (alpha[r] == 1.0f) continue;
+      float* a = acc + static_cast<int64_t>(r) * p.v_dim;
+      for (int c = 0; c < p.v_dim; ++c) a[c] *= alpha[r];
+    }
+    kernels_->pv({sc.p.data(), v, acc, bs, v_stride, p.v_dim, it.rows, nt, p.v_dim});
+    t0 += nt;
+  }
+}
+
+void PagedAttention::merge(const AttnCoreParams& p, const Group& g) {
+  const Item& first = items_[g.first_item];
+  const int G = p.heads_per_kv, H = cache_.layout().kv_heads * G;
+  const int tok0 = p.token_start[first.seq];
+  for (int r = 0; r < first.rows; ++r) {
+    float mx = kNegInf;
+    for (int j = 0; j < g.num_items; ++j) mx = std::max(mx, partial_[items_[g.first_item + j].partial + r]);
+    float wsum = 0.0f;
+    float w[kMaxChunks];  // chunk weights e^(m_j - M)
+    AFD_CHECK(g.num_items <= kMaxChunks, "too many KV chunks: ", g.num_items);
+    for (int j = 0; j < g.num_items; ++j) {
+      const Item& it = items_[g.first_item + j];
+      const float mj = partial_[it.partial + r];
+      w[j] = mj == kNegInf ? 0.0f : std::exp(mj - mx);
+      wsum += w[j] * partial_[it.partial + it.rows + r];
+    }
+    const int i = (first.row0 + r) / G, h = first.kv_head * G + (first.row0 + r) % G;
+    uint16_t* o = p.o + (static_cast<int64_t>(tok0 + i) * H + h) * p.v_dim;
+    const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
+    for (int c = 0; c < p.v_dim; ++c) {
+      float v = 0.0f;
+      for (int j = 0; j < g.num_items; ++j) {
+        const Item& it = items_[g.first_item + j];
+        if (w[j] != 0.0f) v += w[j] * partial_[it.partial + 2 * it.rows + static_cast<int64_t>(r) * p.v_dim + c];
+      }
+      o[c] = f32_to_bf16(v * inv);
+    }
+  }
+}
+
+void PagedAttention::run(const AttnCoreParams& p, ThreadPool& pool) {
+  AFD_CHECK(pool.size() <= static_cast<int>(scratch_.size()));
+  AFD_CHECK(p.qk_dim == cache_.layout().k_dim);
+  plan(p, pool.size());
+  pool.parallel_for(static_cast<int>(items_.size()), [&](int i, int w) { run_item(p, items_[i], scratch_[w]); });
+  pool.parallel_for(static_cast<int>(groups_.size()), [&](int g, int) { merge(p, groups_[g]); });
+}
+
+}  // namespace afd::attn

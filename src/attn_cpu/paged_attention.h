@@ -1,0 +1,74 @@
+// The attention core over the paged cache, flash-decoding style. A call is planned into work items
+// (sequence, kv head, tile of query rows, KV chunk); each item runs block by block with an online softmax
+// (running max m, sum l, unnormalised accumulator) into its slot of the partial buffer, and a second pass merges
+// the chunks of each (sequence, kv head, tile): O = sum_j acc_j e^(m_j - M) / sum_j l_j e^(m_j - M).
+// Splitting the KV range is what lets one long sequence use every worker.
+//
+// Query rows of a (sequence, kv head) are r = i * heads_per_kv + j for new token i and head j of the group
+// (token-major), so one tile shares every K/V block it reads between heads and tokens.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attn_cpu/kv_cache.h"
+#include "attn_cpu/thread_pool.h"
+#include "cpu/attn_kernels.h"
+
+namespace afd::attn {
+
+struct AttnCoreParams {
+  int num_seqs = 0;
+  const int32_t* seq_slot = nullptr;     // [num_seqs] cache slot of each sequence
+  const int32_t* token_start = nullptr;  // [num_seqs + 1] first token of each sequence in q / o
+  const int32_t* cached_len = nullptr;   // [num_seqs] positions before this step; token i sits at cached_len + i
+  int layer = 0;
+  int heads_per_kv = 0;                  // query heads sharing one kv head (GQA group; MLA: all heads)
+  int qk_dim = 0;                        // width of q and K rows (MLA: kv_lora + rope)
+  int v_dim = 0;                         // width of V rows and of o (MLA: kv_lora; V = K[:, :kv_lora])
+  bool v_in_k = false;                   // MLA: values are the first v_dim columns of the K rows
+  const uint16_t* q = nullptr;           // [tokens, kv_heads * heads_per_kv, qk_dim] bf16, RoPE applied
+  uint16_t* o = nullptr;                 // [tokens, kv_heads * heads_per_kv, v_dim] bf16 out
+  float scale = 1.0f;                    // softmax scale
+  int sliding_window = 0;                // 0 = full causal; else key t is seen by query p iff p - W < t <= p
+};
+
+class PagedAttention {
+ public:
+  static constexpr int kMaxRows = 64;  // query rows per work item (the tile)
+
+  // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
+  PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk);
+
+  void run(const AttnCoreParams& p, ThreadPool& pool);
+  const cpu::AttnKernels& kernels() const { return *kernels_; }
+
+ private:
+  struct Item {
+    int seq, kv_head, row0, rows;  // rows [row0, row0 + rows) of (seq, kv_head)
+    int kv_begin, kv_end;          // positions of this chunk
+    int64_t partial;               // float offset of [m[rows], l[rows], acc[rows][v_dim]] in partial_
+  };
+  struct Group {                   // the chunks of one (seq, kv head, tile), merged together
+    int first_item, num_items;
+  };
+  struct Scratch {                 // per worker, sized at construction
+    std::vector<uint16_t> q;       // [kMaxRows][qk_dim]
+    std::vector<float> s;          // [kMaxRows][block_size]
+    std::vector<uint16_t> p;       // [kMaxRows][block_size]
+  };
+  void plan(const AttnCoreParams& p, int workers);
+  void run_item(const AttnCoreParams& p, const Item& it, Scratch& sc);
+  void merge(const AttnCoreParams& p, const Group& g);
+
+  const PagedKvCache& cache_;
+  const cpu::AttnKernels* kernels_;
+  int min_chunk_;
+  std::vector<Scratch> scratch_;
+  // Plan of the current call; vectors keep their capacity across calls (steady state allocates nothing).
+  std::vector<Item> items_;
+  std::vector<Group> groups_;
+  std::vector<float> partial_;
+};
+
+}  // namespace afd::attn

@@ -1,0 +1,114 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace afd::engine {
+
+Engine::Engine(std::unique_ptr<AttnBackend> attn, std::unique_ptr<FfnBackend> ffn, const EngineOptions& opt)
+    : attn_(std::move(attn)),
+      ffn_(std::move(ffn)),
+      opt_(opt),
+      sched_(attn_->kv(), [&] {
+        SchedulerOptions s = opt.scheduler;
+        if (s.max_context <= 0) s.max_context = attn_->config().max_position_embeddings;
+        return s;
+      }()),
+      pipe_(*attn_, *ffn_, opt.micro_batches) {
+  AFD_REQUIRE(opt.scheduler.max_step_tokens >= opt.scheduler.max_batch, "max_step_tokens (",
+              opt.scheduler.max_step_tokens, ") must be at least max_batch (", opt.scheduler.max_batch, ")");
+  AFD_REQUIRE(attn_->config().num_layers == ffn_->config().num_layers &&
+                  attn_->config().hidden_size == ffn_->config().hidden_size,
+              "the attention side (", attn_->name(), ") and the FFN side (", ffn_->name(), ") hold different models");
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::submit(GenRequest r, TokenCallback cb) {
+  const ModelConfig& c = config();
+  AFD_REQUIRE(!r.prompt.empty(), "the prompt is empty");
+  for (int32_t id : r.prompt)
+    AFD_REQUIRE(id >= 0 && id < c.vocab_size, "prompt token id ", id, " is outside the vocabulary (", c.vocab_size,
+                " ids)");
+  AFD_REQUIRE(r.max_new_tokens >= 0, "max_new_tokens ", r.max_new_tokens, " must be >= 0");
+  validate(r.sampling);
+  auto s = std::make_unique<Sequence>();
+  s->id = next_id_++;
+  s->tokens = r.prompt;
+  s->req = std::move(r);
+  s->on_token = std::move(cb);
+  const int64_t id = s->id;
+  std::lock_guard<std::mutex> l(in_mu_);
+  incoming_.push_back(std::move(s));
+  return id;
+}
+
+void Engine::cancel(int64_t id) {
+  std::lock_guard<std::mutex> l(in_mu_);
+  cancels_.push_back(id);
+}
+
+bool Engine::idle() {
+  std::lock_guard<std::mutex> l(in_mu_);
+  return incoming_.empty() && sched_.waiting() == 0 && sched_.running() == 0;
+}
+
+void Engine::finish(std::unique_ptr<Sequence> s) {
+  // Requests that end without a last token (cancelled, rejected, scored) still get one final callback.
+  const bool told = s->finish == FinishReason::kEos || (s->finish == FinishReason::kLength && s->generated > 0);
+  if (!told && s->on_token) s->on_token(s->id, -1, s->finish);
+  finished_.push_back(std::move(s));
+}
+
+bool Engine::step() {
+  {
+    std::lock_guard<std::mutex> l(in_mu_);
+    while (!incoming_.empty()) {
+      sched_.add(std::move(incoming_.front()));
+      incoming_.pop_front();
+    }
+    for (int64_t id : cancels_) sched_.cancel(id);
+    cancels_.clear();
+  }
+  std::vector<std::unique_ptr<Sequence>> done;
+  // A request that asks for no new tokens finishes once its prompt is cached (or at once if it is not scoring).
+  const std::vector<StepItem> items = sched_.plan(done);
+  for (auto& s : done) finish(std::move(s));
+  done.clear();
+  if (items.empty()) return false;
+
+  const bool keep = opt_.trace && static_cast<int>(traced_.size()) < opt_.trace_steps;
+  last_ = pipe_.run(items, sampled_, keep);
+  last_.step = steps_++;
+  totals_.add(last_);
+  if (keep) traced_.push_back(last_);
+
+  const auto& eos = config().eos_token_ids;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Sequence& s = *items[i].seq;
+    s.cached += items[i].count;
+    if ((s.req.score_only || s.req.max_new_tokens == 0) && !s.prefilling()) s.finish = FinishReason::kLength;
+    if (!items[i].sample) continue;
+    const int32_t t = sampled_[i];
+    s.tokens.push_back(t);
+    ++s.generated;
+    if (!s.req.ignore_eos && std::find(eos.begin(), eos.end(), t) != eos.end())
+      s.finish = FinishReason::kEos;
+    else if (s.generated >= s.req.max_new_tokens)
+      s.finish = FinishReason::kLength;
+    if (s.on_token) s.on_token(s.id, t, s.finish);
+  }
+  sched_.retire(done);
+  for (auto& s : done) finish(std::move(s));
+  return true;
+}
+
+void Engine::run_until_idle() {
+  while (step() || !idle()) {
+  }
+}
+
+std::vector<std::unique_ptr<Sequence>> Engine::take_finished() { return std::move(finished_); }
+
+}  // namespace afd::engine

@@ -1,0 +1,72 @@
+// The AFD engine: an attention backend and an FFN backend joined by the micro-batch pipeline, fed by the
+// continuous-batching scheduler. Thread-safe submit/cancel; step() runs on one driver thread.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "engine/pipeline.h"
+#include "engine/scheduler.h"
+#include "engine/step_stats.h"
+#include "iface/attn_backend.h"
+#include "iface/ffn_backend.h"
+
+namespace afd::engine {
+
+struct EngineOptions {
+  int micro_batches = 2;
+  SchedulerOptions scheduler;
+  bool trace = false;     // keep every step's spans (for write_chrome_trace)
+  int trace_steps = 16;   // at most this many steps are kept
+};
+
+class Engine {
+ public:
+  Engine(std::unique_ptr<AttnBackend> attn, std::unique_ptr<FfnBackend> ffn, const EngineOptions& opt);
+  ~Engine();
+
+  const ModelConfig& config() const { return attn_->config(); }
+  AttnBackend& attn() { return *attn_; }
+  FfnBackend& ffn() { return *ffn_; }
+
+  // Queues a request; returns its id. Validates it (ids in the vocabulary, sampling parameters) and throws
+  // afd::Error naming the problem. Safe from any thread.
+  int64_t submit(GenRequest r, TokenCallback cb = {});
+  void cancel(int64_t id);  // safe from any thread; takes effect at the next step
+
+  // One scheduler step (admit, plan, run the pipeline, deliver tokens). Returns false when there was nothing to do.
+  bool step();
+  void run_until_idle();
+  bool idle();
+
+  // Finished sequences (tokens, finish reason, logits when asked), in the order they finished; moved out.
+  std::vector<std::unique_ptr<Sequence>> take_finished();
+
+  const StatsTotals& totals() const { return totals_; }
+  const StepStats& last_step() const { return last_; }
+  const std::vector<StepStats>& traced_steps() const { return traced_; }
+
+ private:
+  void finish(std::unique_ptr<Sequence> s);
+
+  std::unique_ptr<AttnBackend> attn_;
+  std::unique_ptr<FfnBackend> ffn_;
+  EngineOptions opt_;
+  Scheduler sched_;
+  Pipeline pipe_;
+  std::mutex in_mu_;
+  std::deque<std::unique_ptr<Sequence>> incoming_;
+  std::vector<int64_t> cancels_;
+  std::atomic<int64_t> next_id_{1};
+  std::vector<std::unique_ptr<Sequence>> finished_;
+  std::vector<int32_t> sampled_;
+  StatsTotals totals_;
+  StepStats last_;
+  std::vector<StepStats> traced_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace afd::engine

@@ -1,0 +1,52 @@
+// Continuous batching: requests join and leave between steps; each step mixes chunked prefill with decode.
+//
+// Admission is FCFS and bounded by max_batch running sequences and by KV blocks: a request is admitted only when
+// its whole footprint (prompt + max_new_tokens positions) can be reserved, so a running sequence never runs out of
+// KV mid-generation (no preemption needed). A request that could never fit the pool is rejected with a reason.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "engine/sequence.h"
+#include "iface/attn_backend.h"
+
+namespace afd::engine {
+
+struct SchedulerOptions {
+  int max_batch = 64;           // running sequences at most
+  int max_step_tokens = 512;    // tokens per step (decode tokens count 1 each; prefill chunks fill the rest)
+  int max_context = 0;          // positions a sequence may reach (the model's max_position_embeddings)
+};
+
+// One step's work for one sequence: tokens[first .. first+count) at positions first.. (first == seq->cached).
+struct StepItem {
+  Sequence* seq;
+  int count;
+  bool sample;  // the step ends at the last prompt token or a decode token: a next token is sampled
+};
+
+class Scheduler {
+ public:
+  Scheduler(KvManager& kv, const SchedulerOptions& opt) : kv_(kv), opt_(opt) {}
+
+  void add(std::unique_ptr<Sequence> s);
+  // Admits what fits, then plans the next step (empty when nothing runs). Rejected requests are finished here.
+  std::vector<StepItem> plan(std::vector<std::unique_ptr<Sequence>>& finished);
+  // After a step: frees finished sequences' KV and moves them out.
+  void retire(std::vector<std::unique_ptr<Sequence>>& finished);
+  bool cancel(int64_t id);  // marks a waiting or running request cancelled; it leaves at the next plan/retire
+
+  size_t waiting() const { return waiting_.size(); }
+  size_t running() const { return running_.size(); }
+
+ private:
+  KvManager& kv_;
+  SchedulerOptions opt_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+};
+
+}  // namespace afd::engine

@@ -1,0 +1,43 @@
+// A generation request and the engine's state for it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/sampler.h"
+
+namespace afd::engine {
+
+struct GenRequest {
+  std::vector<int32_t> prompt;       // token ids, at least one
+  SamplingParams sampling;
+  int max_new_tokens = 16;
+  bool ignore_eos = false;
+  bool all_logits = false;           // keep f32 logits of every prompt position and every step (tests, dumps)
+  bool score_only = false;           // run the prompt, sample nothing (perplexity); implies all_logits
+};
+
+enum class FinishReason { kNone, kLength, kEos, kCancelled, kRejected };
+const char* finish_name(FinishReason r);
+
+// Called on the engine's thread for each generated token; `finished` is set with the last one (and alone, with
+// token -1, when a request ends without a new token: cancelled, rejected, or a score_only request).
+using TokenCallback = std::function<void(int64_t request_id, int32_t token, FinishReason finished)>;
+
+struct Sequence {
+  int64_t id = 0;
+  GenRequest req;
+  TokenCallback on_token;
+  int slot = -1;                     // KV slot while admitted
+  int cached = 0;                    // positions in the KV cache
+  std::vector<int32_t> tokens;       // prompt, then generated tokens; tokens[cached..] are not yet cached
+  int generated = 0;
+  FinishReason finish = FinishReason::kNone;
+  std::string error;                 // why a request was rejected
+  std::vector<float> logits;         // all_logits: [prompt_len + generated, vocab] rows, in order
+  bool prefilling() const { return cached < static_cast<int>(req.prompt.size()); }
+};
+
+}  // namespace afd::engine

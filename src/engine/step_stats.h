@@ -1,0 +1,46 @@
+// Per-step timing of the pipeline: every attention, FFN and sampling span, and the summary the issue asks for:
+// busy and idle time of each side and overlap = max(sum attn, sum ffn) / step time. Chrome-trace output.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace afd::engine {
+
+using Clock = std::chrono::steady_clock;
+
+enum class SpanKind { kEmbed, kAttn, kFfn, kHead };
+
+struct Span {
+  SpanKind kind;
+  int micro_batch, layer;
+  Clock::time_point begin, end;
+};
+
+struct StepStats {
+  int64_t step = 0;
+  int tokens = 0, sequences = 0, micro_batches = 0;
+  double step_s = 0, attn_s = 0, ffn_s = 0;  // wall time of the step; busy time of each side
+  double attn_idle_s() const { return step_s > attn_s ? step_s - attn_s : 0; }
+  double ffn_idle_s() const { return step_s > ffn_s ? step_s - ffn_s : 0; }
+  double overlap() const { return step_s > 0 ? (attn_s > ffn_s ? attn_s : ffn_s) / step_s : 0; }
+  Clock::time_point begin;
+  std::vector<Span> spans;  // kept only when tracing
+};
+
+// Sums of many steps.
+struct StatsTotals {
+  int64_t steps = 0, tokens = 0;
+  double step_s = 0, attn_s = 0, ffn_s = 0;
+  void add(const StepStats& s);
+  double overlap() const { return step_s > 0 ? (attn_s > ffn_s ? attn_s : ffn_s) / step_s : 0; }
+  std::string summary() const;  // one human-readable paragraph
+};
+
+// Writes the spans of `steps` as a Chrome trace (open in Perfetto / chrome://tracing): one track for the attention
+// side, one for the FFN side, times relative to the first step.
+void write_chrome_trace(const std::string& path, const std::vector<StepStats>& steps);
+
+}  // namespace afd::engine

@@ -1,0 +1,165 @@
+#include "moe_gpu/ffn_layer.h"
+
+#include <algorithm>
+
+#include "cuda/ffn_elementwise.cuh"
+#include "cuda/moe_permute.cuh"
+#include "cuda/moe_route.cuh"
+#include "moe_gpu/blas_check.h"
+
+namespace afd::gpu {
+
+namespace {
+
+constexpr size_t kCublasWorkspace = size_t{32} << 20;
+
+cuda::RouteKind route_kind(RouterKind k) {
+  switch (k) {
+    case RouterKind::kSigmoidGroupTopk: return cuda::RouteKind::kSigmoidGroupTopk;
+    case RouterKind::kSoftmaxGreedy: return cuda::RouteKind::kSoftmaxGreedy;
+    case RouterKind::kSoftmaxGroupGreedy: return cuda::RouteKind::kSoftmaxGroupGreedy;
+    case RouterKind::kSoftmaxTopk: return cuda::RouteKind::kSoftmaxTopk;
+  }
+  return cuda::RouteKind::kSoftmaxTopk;
+}
+
+int widest(const ModelConfig& c) {
+  return std::max({c.intermediate_size, c.moe_intermediate_size, c.shared_intermediate()});
+}
+
+}  // namespace
+
+FfnWorkspace carve_workspace(const ModelConfig& c, int T, DeviceArena& a) {
+  const size_t h = c.hidden_size, E = std::max(c.n_routed_experts, 1), k = std::max(c.top_k, 1);
+  const size_t routed_rows = T * k, width = widest(c);
+  const size_t h_elems = std::max(routed_rows * 2 * c.moe_intermediate_size, size_t(T) * 2 * width);
+  FfnWorkspace w;
+  w.max_tokens = T;
+  w.x = a.take<bf16>(T * h);
+  w.xn = a.take<bf16>(T * h);
+  w.logits = a.take<float>(T * E);
+  w.logits_bf16 = a.take<bf16>(T * E);
+  w.ids = a.take<int32_t>(T * k);
+  w.weights = a.take<float>(T * k);
+  w.group_offset = a.take<int32_t>(E + 1);
+  w.tile_offset = a.take<int32_t>(E + 1);
+  w.row_token = a.take<int32_t>(routed_rows);
+  w.slot_row = a.take<int32_t>(routed_rows);
+  w.h = a.take<bf16>(h_elems);
+  w.act = a.take<bf16>(h_elems / 2);
+  w.y = a.take<bf16>(routed_rows * h);
+  w.extra = a.take<bf16>(T * h);
+  w.cublas_ws = a.take_bytes(kCublasWorkspace);
+  w.cublas_ws_bytes = kCublasWorkspace;
+  return w;
+}
+
+cuda::GemmTile routed_tile(const ModelConfig& c, int n) {
+  return cuda::gemm_tile_for_rows(static_cast<double>(n) * c.top_k / std::max(c.n_routed_experts, 1));
+}
+
+void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden, const bf16* xn, int n,
+                   const FfnWorkspace& ws, bf16* out, cudaStream_t s) {
+  cuda::GroupedGemmParams g{};
+  g.tile = cuda::gemm_tile_for_rows(n);
+  const int bm = cuda::gemm_tile_rows(g.tile);
+  g.groups = 1;
+  g.m = n;
+  g.max_tiles = (n + bm - 1) / bm;
+  g.a = xn;
+  g.w = gate_up;
+  g.c = ws.h;
+  g.n = 2 * width;
+  g.k = hidden;
+  cuda::grouped_gemm_bf16_bf16(g, s);
+  cuda::silu_mul_bf16_bf16({ws.h, ws.act, n, width}, s);
+  g.a = ws.act;
+  g.w = down;
+  g.c = out;
+  g.n = hidden;
+  g.k = width;
+  cuda::grouped_gemm_bf16_bf16(g, s);
+}
+
+void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
+                   bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override) {
+  AFD_CHECK(n >= 0 && n <= ws.max_tokens, "n ", n, " max ", ws.max_tokens);
+  if (n == 0) return;
+  const int h = c.hidden_size;
+  cuda::rmsnorm_bf16_bf16({x, L.post_norm, ws.xn, n, h, c.rms_norm_eps}, s);
+  cuda::CombineParams cp{};
+  cp.x = x;
+  cp.tokens = n;
+  cp.hidden = h;
+  if (!L.moe) {
+    run_dense_mlp(L.dense_gate_up, L.dense_down, L.dense_width, h, ws.xn, n, ws, ws.extra, s);
+    cp.extra = ws.extra;
+    cuda::combine_residual_bf16(cp, s);
+    return;
+  }
+  const int E = c.n_routed_experts, k = c.top_k, I = L.expert_width;
+  // Router logits [n, E] = xn · router^T (column-major view: logits^T [E, n] = router [E,h] · xn^T).
+  const float one = 1.0f, zero = 0.0f;
+  AFD_CUBLAS_CHECK(cublasSetStream(blas, s));
+  // (Measured: cuBLAS's fp32 GEMM in CUBLAS_COMPUTE_32F_PEDANTIC took ~100 us of a 0.5 ms V2-Lite decode layer.)
+  void* out = L.router_fp32_logits ? static_cast<void*>(ws.logits) : static_cast<void*>(ws.logits_bf16);
+  AFD_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, E, n, h, &one, L.router, CUDA_R_16BF, h, ws.xn,
+                                CUDA_R_16BF, h, &zero, out, L.router_fp32_logits ? CUDA_R_32F : CUDA_R_16BF, E,
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  cuda::RouteParams rp{};
+  rp.logits = L.router_fp32_logits ? ws.logits : nullptr;
+  rp.logits_bf16 = L.router_fp32_logits ? nullptr : ws.logits_bf16;
+  rp.bias = L.router_bias;
+  rp.ids = ws.ids;
+  rp.weights = ws.weights;
+  rp.tokens = n;
+  rp.experts = E;
+  rp.k = k;
+  rp.kind = route_kind(c.router);
+  rp.n_group = c.n_group;
+  rp.topk_group = c.topk_group;
+  rp.norm_topk = c.norm_topk_prob;
+  rp.scale = static_cast<float>(c.routed_scaling_factor);
+  rp.round_weights_bf16 = c.arch == Arch::kQwen3Moe;
+  cuda::route_topk_f32(rp, s);
+
+  const cuda::GemmTile tile = tile_override ? *tile_override : routed_tile(c, n);
+  const int bm = cuda::gemm_tile_rows(tile);
+  cuda::moe_permute({ws.ids, ws.group_offset, ws.tile_offset, ws.row_token, ws.slot_row, n, k, E, bm}, s);
+  const int rows = n * k;
+  cuda::GroupedGemmParams g{};
+  g.tile = tile;
+  g.groups = E;
+  g.group_offset = ws.group_offset;
+  g.tile_offset = ws.tile_offset;
+  g.max_tiles = (rows + bm - 1) / bm + std::min(E, rows);
+  g.a = ws.xn;
+  g.a_rows = ws.row_token;
+  g.w = L.experts_gate_up;
+  g.w_stride = static_cast<int64_t>(2) * I * h;
+  g.c = ws.h;
+  g.n = 2 * I;
+  g.k = h;
+  cuda::grouped_gemm_bf16_bf16(g, s);
+  cuda::silu_mul_bf16_bf16({ws.h, ws.act, rows, I}, s);
+  g.a = ws.act;
+  g.a_rows = nullptr;
+  g.w = L.experts_down;
+  g.w_stride = static_cast<int64_t>(h) * I;
+  g.c = ws.y;
+  g.n = h;
+  g.k = I;
+  cuda::grouped_gemm_bf16_bf16(g, s);
+  if (L.shared_gate_up) {
+    run_dense_mlp(L.shared_gate_up, L.shared_down, L.shared_width, h, ws.xn, n, ws, ws.extra, s);
+    cp.extra = ws.extra;
+  }
+  cp.y = ws.y;
+  cp.slot_row = ws.slot_row;
+  cp.weights = ws.weights;
+  cp.k = k;
+  cp.round_products = c.arch == Arch::kQwen3Moe;
+  cuda::combine_residual_bf16(cp, s);
+}
+
+}  // namespace afd::gpu

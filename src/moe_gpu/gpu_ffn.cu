@@ -1,0 +1,200 @@
+#include "moe_gpu/gpu_ffn.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "cuda/sample.cuh"
+#include "moe_gpu/blas_check.h"
+#include "moe_gpu/device.h"
+#include "util/numeric.h"
+
+namespace afd::gpu {
+
+namespace {
+
+// Copies `count` host elements to `dst` when uploading (a planning pass passes dst == null).
+template <typename T>
+void put(void* dst, const T* src, size_t count, bool upload) {
+  if (upload && count) AFD_CUDA_CHECK(cudaMemcpy(dst, src, count * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+void require_no_bias(const Linear<uint16_t>& l, int layer) {
+  AFD_REQUIRE(l.b.empty(), "GpuFfn: layer ", layer, " has MLP biases (mlp_bias), which it does not support");
+}
+
+// Places an MLP as [2 * width, hidden] gate-then-up rows and [hidden, width] down.
+void place_mlp(const Mlp<uint16_t>& m, int layer, DeviceArena& a, bool upload, const bf16** gate_up,
+               const bf16** down) {
+  require_no_bias(m.gate, layer);
+  require_no_bias(m.up, layer);
+  require_no_bias(m.down, layer);
+  bf16* gu = a.take<bf16>(m.gate.w.size() + m.up.w.size());
+  bf16* d = a.take<bf16>(m.down.w.size());
+  put(gu, m.gate.w.data(), m.gate.w.size(), upload);
+  put(gu ? gu + m.gate.w.size() : nullptr, m.up.w.data(), m.up.w.size(), upload);
+  put(d, m.down.w.data(), m.down.w.size(), upload);
+  *gate_up = gu;
+  *down = d;
+}
+
+}  // namespace
+
+void GpuFfn::place_weights(DeviceArena& a, bool upload) {
+  const ModelConfig& c = w_->cfg;
+  layers_.assign(c.num_layers, FfnLayerDev{});
+  for (int l = 0; l < c.num_layers; ++l) {
+    const FfnLayer<uint16_t>& src = w_->ffn[l];
+    FfnLayerDev& L = layers_[l];
+    bf16* norm = a.take<bf16>(src.post_norm.size());
+    put(norm, src.post_norm.data(), src.post_norm.size(), upload);
+    L.post_norm = norm;
+    L.moe = src.moe;
+    if (!src.moe) {
+      place_mlp(src.dense, l, a, upload, &L.dense_gate_up, &L.dense_down);
+      L.dense_width = src.dense.gate.out;
+      continue;
+    }
+    const int E = c.n_routed_experts, h = c.hidden_size;
+    AFD_REQUIRE(static_cast<int>(src.experts.size()) == E, "GpuFfn: layer ", l, " has ", src.experts.size(),
+                " experts, config says ", E);
+    bf16* r = a.take<bf16>(src.router.w.size());
+    put(r, src.router.w.data(), src.router.w.size(), upload);
+    L.router = r;
+    L.router_fp32_logits = c.arch == Arch::kDeepSeekV3 || c.arch == Arch::kDeepSeekV2;
+    if (!src.router_bias.empty()) {
+      float* b = a.take<float>(src.router_bias.size());
+      put(b, src.router_bias.data(), src.router_bias.size(), upload);
+      L.router_bias = b;
+    }
+    // Experts stacked [E, 2I, h] and [E, h, I] so the grouped GEMM indexes expert e at a fixed stride.
+    const int I = src.experts[0].gate.out;
+    const size_t gu_elems = static_cast<size_t>(2) * I * h, d_elems = static_cast<size_t>(h) * I;
+    bf16* gu = a.take<bf16>(gu_elems * E);
+    bf16* dn = a.take<bf16>(d_elems * E);
+    for (int e = 0; e < E; ++e) {
+      const Mlp<uint16_t>& m = src.experts[e];
+      AFD_REQUIRE(m.gate.out == I && m.up.out == I && m.down.in == I && m.gate.in == h && m.down.out == h,
+                  "GpuFfn: layer ", l, " expert ", e, " has a shape unlike expert 0's");
+      require_no_bias(m.gate, l);
+      require_no_bias(m.up, l);
+      require_no_bias(m.down, l);
+      if (!upload) continue;
+      put(gu + e * gu_elems, m.gate.w.data(), m.gate.w.size(), true);
+      put(gu + e * gu_elems + m.gate.w.size(), m.up.w.data(), m.up.w.size(), true);
+      put(dn + e * d_elems, m.down.w.data(), m.down.w.size(), true);
+    }
+    L.experts_gate_up = gu;
+    L.experts_down = dn;
+    L.expert_width = I;
+    if (src.has_shared) {
+      place_mlp(src.shared, l, a, upload, &L.shared_gate_up, &L.shared_down);
+      L.shared_width = src.shared.gate.out;
+    }
+  }
+  bf16* fn = a.take<bf16>(w_->final_norm.size());
+  bf16* lm = a.take<bf16>(w_->lm_head.w.size());
+  put(fn, w_->final_norm.data(), w_->final_norm.size(), upload);
+  put(lm, w_->lm_head.w.data(), w_->lm_head.w.size(), upload);
+  final_norm_ = fn;
+  lm_head_ = lm;
+}
+
+GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
+    : w_(std::move(w)), device_(device), max_tokens_(max_tokens) {
+  AFD_REQUIRE(w_ && (w_->parts & kWeightsFfn) && (w_->parts & kWeightsHead),
+              "GpuFfn needs the FFN and head parts of the weights");
+  AFD_REQUIRE(max_tokens > 0, "GpuFfn: max tokens per call must be > 0, not ", max_tokens);
+  const ModelConfig& c = w_->cfg;
+  AFD_REQUIRE(c.hidden_size % 8 == 0 && c.vocab_size % 8 == 0, "GpuFfn: hidden size ", c.hidden_size,
+              " and vocabulary ", c.vocab_size, " must be multiples of 8");
+  const DeviceInfo info = device_info(device);  // selects the device
+
+  DeviceArena plan_w, plan_ws;
+  place_weights(plan_w, false);
+  carve_workspace(c, max_tokens, plan_ws);
+  const size_t T = max_tokens, V = c.vocab_size;
+  plan_ws.take_bytes(T * V * (sizeof(bf16) + sizeof(float)) + T * (sizeof(cuda::RowSampling) + 4) + 4096);
+  const size_t need = plan_w.used() + plan_ws.used(), margin = size_t{64} << 20;
+  if (need + margin > info.free_bytes) {
+    std::ostringstream os;
+    os << "GpuFfn: " << c.source << " needs " << need << " bytes on GPU " << device << " (" << plan_w.used()
+       << " of weights + " << plan_ws.used() << " of workspace for " << max_tokens
+       << " tokens per call, plus a " << margin << "-byte margin) but only " << info.free_bytes
+       << " bytes are free";
+    fail(os.str());
+  }
+  weights_ = std::make_unique<DeviceArena>(plan_w.used());
+  place_weights(*weights_, true);
+  arena_ = std::make_unique<DeviceArena>(plan_ws.used());
+  ws_ = carve_workspace(c, max_tokens, *arena_);
+  head_logits_ = arena_->take<bf16>(T * V);
+  head_f32_ = arena_->take<float>(T * V);
+  row_params_ = arena_->take<cuda::RowSampling>(T);
+  out_ids_ = arena_->take<int32_t>(T);
+  AFD_CUDA_CHECK(cudaMallocHost(&pinned_params_, T * sizeof(cuda::RowSampling)));
+  AFD_CUDA_CHECK(cudaMallocHost(&pinned_ids_, T * sizeof(int32_t)));
+  AFD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  AFD_CUBLAS_CHECK(cublasCreate(&blas_));
+  AFD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  AFD_CUBLAS_CHECK(cublasSetWorkspace(blas_, ws_.cublas_ws, ws_.cublas_ws_bytes));
+  poison_workspace();
+}
+
+GpuFfn::~GpuFfn() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (blas_) cublasDestroy(blas_);
+  if (stream_) cudaStreamDestroy(stream_);
+  if (pinned_params_) cudaFreeHost(pinned_params_);
+  if (pinned_ids_) cudaFreeHost(pinned_ids_);
+}
+
+std::string GpuFfn::name() const { return "gpu:" + std::to_string(device_); }
+
+void GpuFfn::poison_workspace() {
+  AFD_CUDA_CHECK(cudaSetDevice(device_));
+  AFD_CUDA_CHECK(cudaMemsetAsync(arena_->base(), 0xff, arena_->capacity(), stream_));
+  AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
+  const ModelConfig& c = w_->cfg;
+  AFD_REQUIRE(layer >= 0 && layer < c.num_layers, "GpuFfn: layer ", layer, " out of range [0, ", c.num_layers, ")");
+  AFD_REQUIRE(n >= 0 && n <= max_tokens_, "GpuFfn: ", n, " tokens exceed the ", max_tokens_, " it was sized for");
+  if (n == 0) return;
+  AFD_CUDA_CHECK(cudaSetDevice(device_));
+  const size_t bytes = static_cast<size_t>(n) * c.hidden_size * sizeof(bf16);
+  AFD_CUDA_CHECK(cudaMemcpyAsync(ws_.x, x, bytes, cudaMemcpyHostToDevice, stream_));
+  run_ffn_layer(c, layers_[layer], ws_, blas_, ws_.x, n, stream_);
+  AFD_CUDA_CHECK(cudaMemcpyAsync(x, ws_.x, bytes, cudaMemcpyDeviceToHost, stream_));
+  AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (layers_[layer].moe) last_moe_n_ = n;
+}
+
+GpuFfn::Routing GpuFfn::last_routing() const {
+  const ModelConfig& c = w_->cfg;
+  Routing r;
+  r.n = last_moe_n_;
+  const size_t E = c.n_routed_experts, k = c.top_k, n = r.n;
+  AFD_CUDA_CHECK(cudaSetDevice(device_));
+  AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  r.logits.resize(n * E);
+  if (c.arch == Arch::kDeepSeekV3 || c.arch == Arch::kDeepSeekV2) {
+    AFD_CUDA_CHECK(cudaMemcpy(r.logits.data(), ws_.logits, n * E * 4, cudaMemcpyDeviceToHost));
+  } else {
+    std::vector<uint16_t> b(n * E);
+    AFD_CUDA_CHECK(cudaMemcpy(b.data(), ws_.logits_bf16, n * E * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < b.size(); ++i) r.logits[i] = bf16_to_f32(b[i]);
+  }
+  r.ids.resize(n * k);
+  r.weights.resize(n * k);
+  AFD_CUDA_CHECK(cudaMemcpy(r.ids.data(), ws_.ids, n * k * 4, cudaMemcpyDeviceToHost));
+  AFD_CUDA_CHECK(cudaMemcpy(r.weights.data(), ws_.weights, n * k * 4, cudaMemcpyDeviceToHost));
+  std::vector<int32_t> off(E + 1);
+  AFD_CUDA_CHECK(cudaMemcpy(off.data(), ws_.group_offset, (E + 1) * 4, cudaMemcpyDeviceToHost));
+  r.rows_per_expert.resize(E);
+  for (size_t e = 0; e < E; ++e) r.rows_per_expert[e] = off[e + 1] - off[e];
+  return r;
+}
+
+}  // namespace afd::gpu

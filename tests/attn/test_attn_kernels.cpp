@@ -1,0 +1,190 @@
+// Every attention kernel ISA this CPU supports against the scalar reference (kernels/cpu/attn_scalar.cpp), at odd
+// sizes, with NaN in the rows past nt and in the row padding past d / dv so that stray reads show up. ISAs the
+// CPU lacks are reported (WARN), never counted as passed.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/attn_kernels.h"
+#include "util/numeric.h"
+
+using namespace afd;
+using namespace afd::cpu;
+
+namespace {
+
+constexpr uint16_t kNanBf16 = 0x7fc0;
+// Summation-order tolerance: each result is a sum of at most 1024 exact fp32 products accumulated in fp32, in a
+// different order per ISA (and pairwise in vdpbf16ps / AMX). The worst-case order difference is n * 2^-24 of the
+// sum of |terms| (6e-5 at n = 1024); measured errors are below 1e-6 of it. 1e-4 * sum|terms| leaves no room for
+// a wrong element, a missed row or a NaN.
+constexpr double kOrderTol = 1e-4;
+
+std::vector<uint16_t> random_bf16(size_t n, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) {
+    float f = d(rng);
+    if (f == 0.0f) f = 0.5f;  // never zero
+    x = f32_to_bf16(f);
+  }
+  return v;
+}
+
+// rows x cols inside a [rows + 2] x stride buffer; padding columns and the 2 extra rows are NaN.
+std::vector<uint16_t> padded(int rows, int cols, int stride, uint64_t seed, float lo, float hi) {
+  std::vector<uint16_t> v(static_cast<size_t>(rows + 2) * stride, kNanBf16);
+  const auto r = random_bf16(static_cast<size_t>(rows) * cols, seed, lo, hi);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) v[static_cast<size_t>(i) * stride + j] = r[static_cast<size_t>(i) * cols + j];
+  return v;
+}
+
+std::vector<Isa> all_isas() { return {Isa::kScalar, Isa::kAvx2, Isa::kAvx512Bf16, Isa::kAmx}; }
+
+std::string isa_report() {
+  std::string tested, missing;
+  for (Isa i : all_isas()) (cpu_supports(i) ? tested : missing) += std::string(" ") + isa_name(i);
+  return "attention kernels exercised on this CPU:" + tested + "; NOT supported here (not tested):" +
+         (missing.empty() ? " none" : missing);
+}
+
+void check_qk(const AttnKernels& k, int nq, int nt, int d) {
+  const int qs = d + 3, ks = d + 5, ss = nt + 1;
+  const auto q = padded(nq, d, qs, 1000 + nq * 7 + d, -1.0f, 1.0f);
+  const auto kv = padded(nt, d, ks, 2000 + nt * 11 + d, -1.0f, 1.0f);
+  std::vector<float> want(static_cast<size_t>(nq) * ss, -7.0f), got = want;
+  qk_bf16_scalar({q.data(), kv.data(), want.data(), qs, ks, ss, nq, nt, d});
+  k.qk({q.data(), kv.data(), got.data(), qs, ks, ss, nq, nt, d});
+  for (int i = 0; i < nq; ++i) {
+    for (int t = 0; t < nt; ++t) {
+      double mag = 0;
+      for (int j = 0; j < d; ++j)
+        mag += std::fabs(bf16_to_f32(q[static_cast<size_t>(i) * qs + j]) * bf16_to_f32(kv[static_cast<size_t>(t) * ks + j]));
+      const float g = got[static_cast<size_t>(i) * ss + t], w = want[static_cast<size_t>(i) * ss + t];
+      INFO(isa_name(k.isa) << " qk nq=" << nq << " nt=" << nt << " d=" << d << " at " << i << "," << t);
+      REQUIRE(std::isfinite(g));
+      REQUIRE(std::fabs(g - w) <= kOrderTol * mag + 1e-30);
+    }
+    REQUIRE(got[static_cast<size_t>(i) * ss + nt] == -7.0f);  // the column past nt is untouched
+  }
+}
+
+void check_pv(const AttnKernels& k, int nq, int nt, int dv) {
+  const int ps = nt + 3, vs = dv + 5, os = dv + 2;
+  const auto pr = padded(nq, nt, ps, 3000 + nq * 13 + nt, 0.0f, 1.0f);
+  const auto v = padded(nt, dv, vs, 4000 + nt * 17 + dv, -1.0f, 1.0f);
+  std::vector<float> o0(static_cast<size_t>(nq) * os);
+  std::mt19937_64 rng(5000 + dv);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto& x : o0) x = u(rng);
+  std::vector<float> want = o0, got = o0;
+  pv_bf16_scalar({pr.data(), v.data(), want.data(), ps, vs, os, nq, nt, dv});
+  k.pv({pr.data(), v.data(), got.data(), ps, vs, os, nq, nt, dv});
+  for (int i = 0; i < nq; ++i) {
+    for (int c = 0; c < os; ++c) {
+      const size_t at = static_cast<size_t>(i) * os + c;
+      INFO(isa_name(k.isa) << " pv nq=" << nq << " nt=" << nt << " dv=" << dv << " at " << i << "," << c);
+      if (c >= dv) {
+        REQUIRE(got[at] == o0[at]);  // columns past dv are untouched
+        continue;
+      }
+      double mag = std::fabs(o0[at]);
+      for (int t = 0; t < nt; ++t)
+        mag += std::fabs(bf16_to_f32(pr[static_cast<size_t>(i) * ps + t]) * bf16_to_f32(v[static_cast<size_t>(t) * vs + c]));
+      REQUIRE(std::isfinite(got[at]));
+      REQUIRE(std::fabs(got[at] - want[at]) <= kOrderTol * mag);
+    }
+  }
+}
+
+// The online-softmax step: m and alpha exactly as the scalar reference (same fp32 products, std::exp for alpha);
+// each p within one bf16 ulp (the vector exp is a polynomial within ~2 ulp of fp32, which can move the bf16
+// rounding of e^x by one step); l within 1e-3 relative (sums of those p in another order).
+void check_softmax(const AttnKernels& k, int nq, int nt) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int ss = nt + 3, ps = nt + 5;
+  std::mt19937_64 rng(6000 + nq * 31 + nt);
+  std::uniform_real_distribution<float> u(-20.0f, 20.0f);
+  std::vector<float> s(static_cast<size_t>(nq) * ss);
+  for (auto& x : s) x = u(rng);
+  std::vector<int> lo(nq), hi(nq);
+  std::vector<float> m0(nq), l0(nq);
+  for (int i = 0; i < nq; ++i) {
+    switch (i % 5) {
+      case 0: lo[i] = 0; hi[i] = nt; break;                    // everything visible
+      case 1: lo[i] = -5; hi[i] = nt / 2 + 1; break;           // causal cut
+      case 2: lo[i] = nt / 3; hi[i] = nt + 9; break;           // sliding-window cut
+      case 3: lo[i] = nt; hi[i] = nt + 4; break;               // nothing visible
+      default: lo[i] = nt / 2; hi[i] = nt / 2 + 1; break;      // one position
+    }
+    m0[i] = i % 3 == 0 ? kNegInf : u(rng) * 0.3f;
+    l0[i] = i % 3 == 0 ? 0.0f : 1.0f + static_cast<float>(i);
+  }
+  auto run = [&](void (*fn)(const SoftmaxParams&), std::vector<uint16_t>& pr, std::vector<float>& m, std::vector<float>& l,
+                 std::vector<float>& alpha) {
+    std::vector<float> sc = s;
+    pr.assign(static_cast<size_t>(nq) * ps, kNanBf16);
+    m = m0;
+    l = l0;
+    alpha.assign(nq, -1.0f);
+    fn({sc.data(), pr.data(), lo.data(), hi.data(), m.data(), l.data(), alpha.data(), ss, ps, nq, nt, 0.37f});
+  };
+  std::vector<uint16_t> pw, pg;
+  std::vector<float> mw, lw, aw, mg, lg, ag;
+  run(softmax_f32_scalar, pw, mw, lw, aw);
+  run(k.softmax, pg, mg, lg, ag);
+  for (int i = 0; i < nq; ++i) {
+    INFO(isa_name(k.isa) << " softmax nq=" << nq << " nt=" << nt << " row " << i);
+    REQUIRE(mg[i] == mw[i]);
+    REQUIRE(ag[i] == aw[i]);
+    REQUIRE(std::fabs(lg[i] - lw[i]) <= 1e-3 * std::fabs(lw[i]));
+    for (int t = 0; t < ps; ++t) {
+      const size_t at = static_cast<size_t>(i) * ps + t;
+      if (t >= nt) {
+        REQUIRE(pg[at] == kNanBf16);  // untouched past nt
+        continue;
+      }
+      const float w = bf16_to_f32(pw[at]), g = bf16_to_f32(pg[at]);
+      REQUIRE(std::fabs(g - w) <= std::fabs(w) * (1.0f / 128.0f));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("attention kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
+  const std::string report = isa_report();
+  std::printf("%s\n", report.c_str());
+  WARN(report);
+  int tested = 0;
+  for (Isa isa : all_isas()) {
+    const AttnKernels* k = kernels_for(isa);
+    if (!k) {
+      REQUIRE_FALSE(cpu_supports(isa));
+      continue;
+    }
+    ++tested;
+    for (int nq : {1, 3, 17, 64})
+      for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows})
+        for (int d : {1, 8, 31, 72, 128, 576}) check_qk(*k, nq, nt, d);
+    for (int nq : {1, 3, 17, 64})
+      for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows})
+        for (int dv : {1, 16, 40, 128, 512}) check_pv(*k, nq, nt, dv);
+    for (int nq : {1, 3, 17, 64})
+      for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows}) check_softmax(*k, nq, nt);
+  }
+  REQUIRE(tested >= 1);
+}
+
+TEST_CASE("kernels_for refuses ISAs the CPU lacks", "[attn][kernels]") {
+  for (Isa isa : all_isas()) CHECK((kernels_for(isa) != nullptr) == cpu_supports(isa));
+  CHECK(cpu_supports(Isa::kScalar));
+  CHECK(cpu_supports(best_isa()));
+}
