@@ -56,6 +56,49 @@ double time_ms(cudaStream_t s, int warm, int reps, const std::function<void()>& 
   return t[reps / 2];
 }
 
+// Per-stage times of the layer (default tile, stream launches, no graph): events recorded between stages, the
+// median over 30 runs of each interval (launch gaps included).
+void stage_breakdown(const ModelConfig& c, const gpu::FfnLayerDev& L, const gpu::FfnWorkspace& ws,
+                     cublasHandle_t blas, const bf16* x0, int n, cudaStream_t s) {
+  struct Ctx {
+    cudaStream_t s;
+    std::vector<cudaEvent_t> ev;
+    std::vector<const char*> names;
+    size_t used = 0;
+  } ctx{s, std::vector<cudaEvent_t>(16), {}, 0};
+  for (auto& e : ctx.ev) AFD_CUDA_CHECK(cudaEventCreate(&e));
+  const gpu::StageMarks marks{[](void* p, const char* stage) {
+                                auto* c = static_cast<Ctx*>(p);
+                                AFD_CUDA_CHECK(cudaEventRecord(c->ev[c->used++], c->s));
+                                c->names.push_back(stage);
+                              },
+                              &ctx};
+  std::vector<std::vector<float>> t;
+  for (int rep = 0; rep < 33; ++rep) {
+    ctx.used = 0;
+    ctx.names.assign(1, "copy_x");
+    AFD_CUDA_CHECK(cudaEventRecord(ctx.ev[ctx.used++], s));
+    AFD_CUDA_CHECK(cudaMemcpyAsync(ws.x, x0, static_cast<size_t>(n) * c.hidden_size * 2, cudaMemcpyDeviceToDevice, s));
+    AFD_CUDA_CHECK(cudaEventRecord(ctx.ev[ctx.used++], s));
+    gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, nullptr, &marks);
+    AFD_CUDA_CHECK(cudaStreamSynchronize(s));
+    if (rep < 3) continue;
+    t.resize(ctx.used - 1);
+    for (size_t i = 0; i + 1 < ctx.used; ++i) {
+      float ms;
+      AFD_CUDA_CHECK(cudaEventElapsedTime(&ms, ctx.ev[i], ctx.ev[i + 1]));
+      t[i].push_back(ms * 1000.0f);
+    }
+  }
+  std::printf("    stages (us):");
+  for (size_t i = 0; i < t.size(); ++i) {
+    std::sort(t[i].begin(), t[i].end());
+    std::printf(" %s %.1f", ctx.names[i], t[i][t[i].size() / 2]);
+  }
+  std::printf("\n");
+  for (auto& e : ctx.ev) cudaEventDestroy(e);
+}
+
 struct Shape {
   const char* name;
   int E, k, h, I, n_group, topk_group;
@@ -202,6 +245,7 @@ int main(int argc, char** argv) {
           if (t < best_ms) best_ms = t, best = tile;
         }
         const double gbps = bytes / (ms * 1e-3) / 1e9, tflops = flops / (ms * 1e-3) / 1e12;
+        stage_breakdown(c, L, ws, blas, x0, n, s);
 
         // Expert GEMMs alone: ours (gather fused) vs cuBLAS grouped and looped on pre-gathered rows.
         const int rows = n * k;

@@ -1,9 +1,16 @@
 // AVX-512 BF16 attention kernels (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512bf16; reached only when
-// cpu_supports(kAvx512Bf16)). vdpbf16ps multiplies bf16 pairs and accumulates in fp32:
-//   qk pairs run along d (q and k rows are already pair-contiguous);
-//   pv pairs run along t: rows t and t+1 of V are interleaved with unpacklo/hi_epi16 and the accumulator lanes are
-//   put back in column order once at the end.
+// cpu_supports(kAvx512Bf16)). vdpbf16ps multiplies bf16 pairs and accumulates in fp32 lanes, so both products are
+// arranged with the reduction pairs inside 32-bit lanes and 16 outputs across the lanes (no horizontal sums):
+//   qk: K is packed per call into kp[pair][t] (dword (K[t][2 pair], K[t][2 pair + 1]), a 16x16 dword transpose),
+//       and each query pair is broadcast: 16 scores (t) per instruction.
+//   pv: V is packed per call into vp[t pair][c] (dword (V[2 tp][c], V[2 tp + 1][c])) and each P pair is
+//       broadcast: 16 output columns per instruction.
+// Packed buffers are per-thread and zero-padded, so padding lanes contribute exact zeros; rows of K/V past nt
+// and columns past d / dv are never loaded, and the odd last pair of q / P is broadcast with a zero high half.
 #include <immintrin.h>
+
+#include <cstring>
+#include <vector>
 
 #include "cpu/attn_kernels.h"
 
@@ -11,80 +18,189 @@ namespace afd::cpu {
 
 namespace {
 
-constexpr int kRowTile = 4;
+constexpr int kRowGroup = 8;  // query rows sharing each loaded K / V vector
 
 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
 
-inline __mmask32 mask_of(int n) { return n >= 32 ? ~__mmask32{0} : ((__mmask32{1} << n) - 1); }
+inline __mmask32 mask32(int n) { return n <= 0 ? 0 : n >= 32 ? ~__mmask32{0} : ((__mmask32{1} << n) - 1); }
+inline __mmask16 mask16(int n) {
+  return static_cast<__mmask16>(n <= 0 ? 0 : n >= 16 ? 0xffff : (1u << n) - 1);
+}
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-inline __m512i load32(const uint16_t* x, int n) {  // x[0..n) (n <= 32), zeros after; never reads past x[n-1]
-  return _mm512_maskz_loadu_epi16(mask_of(n), x);
+// The dword pair x[2j], x[2j+1] (x[2j] alone, high half zero, when only_low).
+inline __m512i pair_at(const uint16_t* x, int j, bool only_low) {
+  uint32_t v;
+  if (only_low) {
+    v = x[2 * j];
+  } else {
+    std::memcpy(&v, x + 2 * j, 4);
+  }
+  return _mm512_set1_epi32(static_cast<int>(v));
 }
 
-inline float hsum(__m512 v) {  // (GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized)
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
-  __m128 x = _mm512_castps512_ps128(v);
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
+// In place: r[i] (dword j) -> r[j] (dword i), for a 16x16 block of dwords.
+void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + k], 128-bit lane L: column 4L + k of rows 4i .. 4i + 3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512i s0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x44), s1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xee);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x44), w1 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xee);
+    r[k] = _mm512_shuffle_i32x4(s0, w0, 0x88);
+    r[4 + k] = _mm512_shuffle_i32x4(s0, w0, 0xdd);
+    r[8 + k] = _mm512_shuffle_i32x4(s1, w1, 0x88);
+    r[12 + k] = _mm512_shuffle_i32x4(s1, w1, 0xdd);
+  }
+}
+
+struct Scratch {
+  std::vector<uint32_t> kp;  // [pairs padded to 16][t padded to 16]
+  std::vector<uint32_t> vp;  // [t pairs][dv padded to 16]
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Scores of R query rows against 16 or 32 packed key columns starting at tv.
+template <int R>
+void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int t16, int tv) {
+  const bool two = tv + 16 < t16;
+  const int full = p.d / 2;  // pairs with both halves inside d
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const uint16_t* q[R];
+  for (int r = 0; r < R; ++r) q[r] = p.q + static_cast<int64_t>(i0 + r) * p.q_stride;
+  const int pairs = (p.d + 1) / 2;
+  for (int j = 0; j < pairs; ++j) {
+    const uint32_t* kr = kp + static_cast<int64_t>(j) * t16 + tv;
+    const __m512bh k0 = as_bh(_mm512_loadu_si512(kr));
+    const __m512bh k1 = two ? as_bh(_mm512_loadu_si512(kr + 16)) : k0;
+    const bool only_low = j >= full;
+    for (int r = 0; r < R; ++r) {
+      const __m512bh qb = as_bh(pair_at(q[r], j, only_low));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], qb, k0);
+      if (two) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qb, k1);
+    }
+  }
+  const __mmask16 m0 = mask16(p.nt - tv), m1 = mask16(p.nt - tv - 16);
+  for (int r = 0; r < R; ++r) {
+    float* s = p.s + static_cast<int64_t>(i0 + r) * p.s_stride + tv;
+    _mm512_mask_storeu_ps(s, m0, acc[r][0]);
+    if (two && m1) _mm512_mask_storeu_ps(s + 16, m1, acc[r][1]);
+  }
+}
+
+// O rows i0 .. i0+R-1, columns cv .. cv+31, += P . V from the packed vp.
+template <int R>
+void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
+  const bool two = cv + 16 < c16;
+  const int full = p.nt / 2;
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const uint16_t* pr[R];
+  for (int r = 0; r < R; ++r) pr[r] = p.p + static_cast<int64_t>(i0 + r) * p.p_stride;
+  const int pairs = (p.nt + 1) / 2;
+  for (int j = 0; j < pairs; ++j) {
+    const uint32_t* vr = vp + static_cast<int64_t>(j) * c16 + cv;
+    const __m512bh v0 = as_bh(_mm512_loadu_si512(vr));
+    const __m512bh v1 = two ? as_bh(_mm512_loadu_si512(vr + 16)) : v0;
+    const bool only_low = j >= full;
+    for (int r = 0; r < R; ++r) {
+      const __m512bh pb = as_bh(pair_at(pr[r], j, only_low));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], pb, v0);
+      if (two) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], pb, v1);
+    }
+  }
+  const __mmask16 m0 = mask16(p.dv - cv), m1 = mask16(p.dv - cv - 16);
+  for (int r = 0; r < R; ++r) {
+    float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + cv;
+    _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[r][0]));
+    if (two && m1) _mm512_mask_storeu_ps(o + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[r][1]));
+  }
 }
 
 }  // namespace
 
 void qk_bf16_avx512(const QkParams& p) {
-  for (int i0 = 0; i0 < p.nq; i0 += kRowTile) {
-    const int rows = p.nq - i0 < kRowTile ? p.nq - i0 : kRowTile;
-    const uint16_t* q[kRowTile];
-    for (int r = 0; r < kRowTile; ++r) q[r] = p.q + static_cast<int64_t>(i0 + (r < rows ? r : 0)) * p.q_stride;
-    for (int t = 0; t < p.nt; ++t) {
-      const uint16_t* k = p.k + static_cast<int64_t>(t) * p.k_stride;
-      __m512 acc[kRowTile];
-      for (auto& a : acc) a = _mm512_setzero_ps();
-      for (int d = 0; d < p.d; d += 32) {
-        const int n = p.d - d;
-        const __m512bh kv = as_bh(load32(k + d, n));
-        for (int r = 0; r < kRowTile; ++r) acc[r] = _mm512_dpbf16_ps(acc[r], as_bh(load32(q[r] + d, n)), kv);
-      }
-      for (int r = 0; r < rows; ++r) p.s[static_cast<int64_t>(i0 + r) * p.s_stride + t] = hsum(acc[r]);
+  Scratch& sc = scratch();
+  const int p16 = round_up((p.d + 1) / 2, 16), t16 = round_up(p.nt, 16);
+  if (sc.kp.size() < static_cast<size_t>(p16) * t16) sc.kp.resize(static_cast<size_t>(p16) * t16);
+  uint32_t* kp = sc.kp.data();
+  // Pack: kp[j][t] = dword j of K row t (pairs past d and rows past nt are zero).
+  __m512i blk[16];
+  for (int t0 = 0; t0 < t16; t0 += 16) {
+    for (int j0 = 0; j0 < p16; j0 += 16) {
+      for (int r = 0; r < 16; ++r)
+        blk[r] = t0 + r < p.nt
+                     ? _mm512_maskz_loadu_epi16(mask32(p.d - 2 * j0), p.k + static_cast<int64_t>(t0 + r) * p.k_stride + 2 * j0)
+                     : _mm512_setzero_si512();
+      transpose16(blk);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(kp + static_cast<int64_t>(j0 + j) * t16 + t0, blk[j]);
+    }
+  }
+  for (int tv = 0; tv < t16; tv += 32) {
+    int i0 = 0;
+    for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) qk_rows<kRowGroup>(p, i0, kp, t16, tv);
+    switch (p.nq - i0) {
+      case 1: qk_rows<1>(p, i0, kp, t16, tv); break;
+      case 2: qk_rows<2>(p, i0, kp, t16, tv); break;
+      case 3: qk_rows<3>(p, i0, kp, t16, tv); break;
+      case 4: qk_rows<4>(p, i0, kp, t16, tv); break;
+      case 5: qk_rows<5>(p, i0, kp, t16, tv); break;
+      case 6: qk_rows<6>(p, i0, kp, t16, tv); break;
+      case 7: qk_rows<7>(p, i0, kp, t16, tv); break;
+      default: break;
     }
   }
 }
 
 void pv_bf16_avx512(const PvParams& p) {
-  // After unpacklo/hi of 32 columns, lane j of `lo` holds column 8(j/4) + j%4 and lane j of `hi` column
-  // 8(j/4) + 4 + j%4. kFirst/kSecond gather columns 0..15 / 16..31 from (lo, hi) (index >= 16 selects hi).
-  alignas(64) static const int kFirst[16] = {0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
-  alignas(64) static const int kSecond[16] = {8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
-  const __m512i first = _mm512_load_si512(kFirst), second = _mm512_load_si512(kSecond);
-  for (int i0 = 0; i0 < p.nq; i0 += kRowTile) {
-    const int rows = p.nq - i0 < kRowTile ? p.nq - i0 : kRowTile;
-    const uint16_t* pr[kRowTile];
-    for (int r = 0; r < kRowTile; ++r) pr[r] = p.p + static_cast<int64_t>(i0 + (r < rows ? r : 0)) * p.p_stride;
-    for (int c = 0; c < p.dv; c += 32) {
-      const int n = p.dv - c;
-      __m512 lo_acc[kRowTile], hi_acc[kRowTile];
-      for (int r = 0; r < kRowTile; ++r) lo_acc[r] = hi_acc[r] = _mm512_setzero_ps();
-      for (int t = 0; t < p.nt; t += 2) {
-        const bool pair = t + 1 < p.nt;
-        const __m512i v0 = load32(p.v + static_cast<int64_t>(t) * p.v_stride + c, n);
-        const __m512i v1 = pair ? load32(p.v + static_cast<int64_t>(t + 1) * p.v_stride + c, n) : _mm512_setzero_si512();
-        const __m512bh lo = as_bh(_mm512_unpacklo_epi16(v0, v1)), hi = as_bh(_mm512_unpackhi_epi16(v0, v1));
-        for (int r = 0; r < kRowTile; ++r) {
-          const uint32_t w = pr[r][t] | (pair ? static_cast<uint32_t>(pr[r][t + 1]) << 16 : 0u);
-          const __m512bh wv = as_bh(_mm512_set1_epi32(static_cast<int>(w)));
-          lo_acc[r] = _mm512_dpbf16_ps(lo_acc[r], lo, wv);
-          hi_acc[r] = _mm512_dpbf16_ps(hi_acc[r], hi, wv);
-        }
-      }
-      const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-      const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
-      for (int r = 0; r < rows; ++r) {
-        float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + c;
-        const __m512 a = _mm512_permutex2var_ps(lo_acc[r], first, hi_acc[r]);
-        const __m512 b = _mm512_permutex2var_ps(lo_acc[r], second, hi_acc[r]);
-        _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), a));
-        if (m1) _mm512_mask_storeu_ps(o + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), b));
-      }
+  Scratch& sc = scratch();
+  const int tp = (p.nt + 1) / 2, c16 = round_up(p.dv, 16);
+  if (sc.vp.size() < static_cast<size_t>(tp) * c16 + 16) sc.vp.resize(static_cast<size_t>(tp) * c16 + 16);
+  uint32_t* vp = sc.vp.data();
+  // Pack: vp[j][c] = (V[2j][c], V[2j+1][c]); row nt (odd nt) and columns past dv are zero.
+  alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                               8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static const uint16_t kHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+                                               24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+  const __m512i lo_idx = _mm512_load_si512(kLo), hi_idx = _mm512_load_si512(kHi);
+  for (int j = 0; j < tp; ++j) {
+    const uint16_t* v0 = p.v + static_cast<int64_t>(2 * j) * p.v_stride;
+    const bool has1 = 2 * j + 1 < p.nt;
+    const uint16_t* v1 = v0 + p.v_stride;
+    for (int c0 = 0; c0 < c16; c0 += 32) {
+      const __mmask32 m = mask32(p.dv - c0);
+      const __m512i a = _mm512_maskz_loadu_epi16(m, v0 + c0);
+      const __m512i b = has1 ? _mm512_maskz_loadu_epi16(m, v1 + c0) : _mm512_setzero_si512();
+      uint32_t* dst = vp + static_cast<int64_t>(j) * c16 + c0;
+      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(a, lo_idx, b));
+      if (c0 + 16 < c16) _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(a, hi_idx, b));
+    }
+  }
+  for (int cv = 0; cv < c16; cv += 32) {
+    int i0 = 0;
+    for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) pv_rows<kRowGroup>(p, i0, vp, c16, cv);
+    switch (p.nq - i0) {
+      case 1: pv_rows<1>(p, i0, vp, c16, cv); break;
+      case 2: pv_rows<2>(p, i0, vp, c16, cv); break;
+      case 3: pv_rows<3>(p, i0, vp, c16, cv); break;
+      case 4: pv_rows<4>(p, i0, vp, c16, cv); break;
+      case 5: pv_rows<5>(p, i0, vp, c16, cv); break;
+      case 6: pv_rows<6>(p, i0, vp, c16, cv); break;
+      case 7: pv_rows<7>(p, i0, vp, c16, cv); break;
+      default: break;
     }
   }
 }

@@ -82,11 +82,15 @@ void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden,
 }
 
 void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
-                   bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override) {
+                   bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {
+  auto mark = [marks](const char* stage) {
+    if (marks) marks->mark(marks->ctx, stage);
+  };
   AFD_CHECK(n >= 0 && n <= ws.max_tokens, "n ", n, " max ", ws.max_tokens);
   if (n == 0) return;
   const int h = c.hidden_size;
   cuda::rmsnorm_bf16_bf16({x, L.post_norm, ws.xn, n, h, c.rms_norm_eps}, s);
+  mark("norm");
   cuda::CombineParams cp{};
   cp.x = x;
   cp.tokens = n;
@@ -106,6 +110,7 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   AFD_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, E, n, h, &one, L.router, CUDA_R_16BF, h, ws.xn,
                                 CUDA_R_16BF, h, &zero, out, L.router_fp32_logits ? CUDA_R_32F : CUDA_R_16BF, E,
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  mark("router_gemm");
   cuda::RouteParams rp{};
   rp.logits = L.router_fp32_logits ? ws.logits : nullptr;
   rp.logits_bf16 = L.router_fp32_logits ? nullptr : ws.logits_bf16;
@@ -122,10 +127,12 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   rp.scale = static_cast<float>(c.routed_scaling_factor);
   rp.round_weights_bf16 = c.arch == Arch::kQwen3Moe;
   cuda::route_topk_f32(rp, s);
+  mark("route");
 
   const cuda::GemmTile tile = tile_override ? *tile_override : routed_tile(c, n);
   const int bm = cuda::gemm_tile_rows(tile);
   cuda::moe_permute({ws.ids, ws.group_offset, ws.tile_offset, ws.row_token, ws.slot_row, n, k, E, bm}, s);
+  mark("permute");
   const int rows = n * k;
   cuda::GroupedGemmParams g{};
   g.tile = tile;
@@ -141,7 +148,9 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   g.n = 2 * I;
   g.k = h;
   cuda::grouped_gemm_bf16_bf16(g, s);
+  mark("gate_up");
   cuda::silu_mul_bf16_bf16({ws.h, ws.act, rows, I}, s);
+  mark("silu_mul");
   g.a = ws.act;
   g.a_rows = nullptr;
   g.w = L.experts_down;
@@ -150,9 +159,11 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   g.n = h;
   g.k = I;
   cuda::grouped_gemm_bf16_bf16(g, s);
+  mark("down");
   if (L.shared_gate_up) {
     run_dense_mlp(L.shared_gate_up, L.shared_down, L.shared_width, h, ws.xn, n, ws, ws.extra, s);
     cp.extra = ws.extra;
+    mark("shared");
   }
   cp.y = ws.y;
   cp.slot_row = ws.slot_row;
@@ -160,6 +171,7 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   cp.k = k;
   cp.round_products = c.arch == Arch::kQwen3Moe;
   cuda::combine_residual_bf16(cp, s);
+  mark("combine");
 }
 
 }  // namespace afd::gpu

@@ -67,9 +67,16 @@ FfnWorkspace carve_workspace(const ModelConfig& cfg, int max_tokens, DeviceArena
 cuda::GemmTile routed_tile(const ModelConfig& cfg, int n);
 
 // x_dev [n, hidden] in place: x = x + FFN(post_norm(x)). n <= ws.max_tokens.
+// For profiling: called on the host after each stage's launches are issued (e.g. to record an event).
+struct StageMarks {
+  void (*mark)(void* ctx, const char* stage);
+  void* ctx;
+};
+
 // `tile` overrides the grouped GEMMs' tile choice (benchmarks compare tiles with it); null = routed_tile().
 void run_ffn_layer(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
-                   bf16* x_dev, int n, cudaStream_t stream, const cuda::GemmTile* tile = nullptr);
+                   bf16* x_dev, int n, cudaStream_t stream, const cuda::GemmTile* tile = nullptr,
+                   const StageMarks* marks = nullptr);
 
 // The gated MLP alone on activations xn [n, hidden]: out = down(silu(gate xn) * up xn), via ws.h / ws.act.
 void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden, const bf16* xn, int n,
