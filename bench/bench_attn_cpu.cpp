@@ -8,7 +8,7 @@
 //      (target >= 0.5 with AMX)
 // Only the attention core is timed in 3 and 4 (paged KV read, scores, softmax, P.V, chunk merge), not the
 // projections, which are oneDNN matmuls measured by 2.
-// Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx]
+// Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +39,7 @@ struct Args {
   int ctx = 4096;
   int iters = 5;
   int isa = -1;
+  int mla = 1;  // 0: skip the MLA cases
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -185,6 +186,7 @@ int main(int argc, char** argv) {
     else if (k == "--batch") a.batch = v;
     else if (k == "--ctx") a.ctx = v;
     else if (k == "--iters") a.iters = v;
+    else if (k == "--mla") a.mla = v;
     else if (k == "--isa") {
       const std::string s = argv[i + 1];
       a.isa = s == "scalar" ? 0 : s == "avx2" ? 1 : s == "avx512" ? 2 : s == "amx" ? 3 : -1;
@@ -229,6 +231,7 @@ int main(int argc, char** argv) {
   std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128)   %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
               g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
+  if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
     const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
