@@ -17,7 +17,10 @@ std::string default_model() {
 
 void apply_config(const std::string& path, const CLI::App& app, afd::app::RunOptions& o) {
   const afd::RunConfig rc = afd::load_run_config(path);
-  if (!app.count("--model")) o.model = rc.model_path;
+  if (!app.count("--model")) {
+    o.model = rc.model_path;
+    o.synthetic = rc.synthetic;
+  }
   if (!app.count("--engine") && rc.engine) o.engine = *rc.engine;
   if (!app.count("--max-new-tokens") && rc.max_new_tokens) o.max_new_tokens = *rc.max_new_tokens;
   if (!app.count("--temperature") && rc.temperature) o.sampling.temperature = *rc.temperature;
@@ -31,6 +34,7 @@ void apply_config(const std::string& path, const CLI::App& app, afd::app::RunOpt
   if (!app.count("--max-batch") && rc.max_batch) r.max_batch = *rc.max_batch;
   if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
   if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
+  if (!app.count("--gpus") && rc.gpus) r.gpus = *rc.gpus;
 }
 
 }  // namespace
@@ -58,6 +62,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
   app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
   app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
+  app.add_option("--gpus", r.gpus, "GPUs the routed experts are spread over (for --dry-run's plan).");
+  app.add_flag("--dry-run", o.dry_run,
+               "Print the memory plan (host weights and KV capacity, weights per GPU, the decode-step bound at "
+               "--max-batch and --context) and exit without loading or allocating anything.");
+  app.add_option("--context", o.plan_context, "Context length for --dry-run's bound.");
   app.add_flag("--stats", o.stats, "Print pipeline statistics: busy and idle time of each side, overlap.");
   app.add_option("--trace", o.trace_file, "Write a Chrome trace (Perfetto) of the first steps' spans to this file.");
   app.add_option("--requests", o.requests_file,
@@ -87,6 +96,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (!config.empty()) apply_config(config, app, o);
+    if (o.dry_run) return afd::app::run_dry_run(o);
     if (!o.perplexity_file.empty()) return afd::app::run_perplexity(o);
     return o.engine == "reference" ? afd::app::run_generate(o) : afd::app::run_engine_generate(o);
   } catch (const std::exception& e) {

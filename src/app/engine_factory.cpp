@@ -18,7 +18,7 @@ bool gpu_ffn_available() {
 #endif
 }
 
-std::unique_ptr<engine::Engine> make_engine(const std::string& model_dir, const RuntimeOptions& o) {
+std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
   AFD_REQUIRE(o.ffn_device == "auto" || o.ffn_device == "cpu" || o.ffn_device == "gpu", "--ffn-device ",
               o.ffn_device, " is not one of auto, cpu, gpu");
   const bool gpu = o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available());
@@ -29,7 +29,8 @@ std::unique_ptr<engine::Engine> make_engine(const std::string& model_dir, const 
               "this build has no CUDA (configure where nvcc is found)"
 #endif
   );
-  auto w = load_weights<uint16_t>(model_dir, kWeightsAll, o.show_progress);
+  auto w = model.synthetic ? make_synthetic_weights(*model.synthetic, kWeightsAll, o.show_progress)
+                           : load_weights<uint16_t>(model.dir, kWeightsAll, o.show_progress);
   const ModelConfig& c = w->cfg;
 
   attn::CpuAttnOptions ao;

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/engine.h"
+#include "model/synthetic.h"
 
 namespace afd::app {
 
@@ -19,6 +21,7 @@ struct RuntimeOptions {
   int max_step_tokens = 512;
   int64_t kv_pool_mb = 1024;        // host KV pool
   int kv_block = 64;                // positions per KV block
+  int gpus = 1;                     // GPUs for the routed experts (memory plan; one GPU runs today)
   bool trace = false;
   bool show_progress = true;
 };
@@ -26,6 +29,13 @@ struct RuntimeOptions {
 // True when this build has the GPU FFN and a GPU is present.
 bool gpu_ffn_available();
 
-std::unique_ptr<engine::Engine> make_engine(const std::string& model_dir, const RuntimeOptions& o);
+// A checkpoint directory, or a synthetic model (random weights of a preset's shapes).
+struct ModelSource {
+  std::string dir;
+  std::optional<SyntheticSpec> synthetic;
+  std::string label() const { return synthetic ? "synthetic:" + synthetic->preset : dir; }
+};
+
+std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o);
 
 }  // namespace afd::app

@@ -76,9 +76,9 @@ int run_engine_generate(const RunOptions& o) {
   RuntimeOptions ro = o.runtime;
   ro.show_progress = !o.json;
   ro.trace = !o.trace_file.empty();
-  std::unique_ptr<engine::Engine> eng = make_engine(o.model, ro);
+  std::unique_ptr<engine::Engine> eng = make_engine(o.source(), ro);
   const ModelConfig& cfg = eng->config();
-  const std::optional<tok::Tokenizer> tk = find_tokenizer(o.model);
+  const std::optional<tok::Tokenizer> tk = o.synthetic ? std::nullopt : find_tokenizer(o.model);
   const auto t1 = Clock::now();
 
   std::vector<engine::GenRequest> reqs;
@@ -135,10 +135,10 @@ int run_engine_generate(const RunOptions& o) {
       st::write_file(o.dump_logits,
                      {{"prefill_logits", st::DType::F32, {T, V}, rows},
                       {"step_logits", st::DType::F32, {N, V}, steps.data()}},
-                     {{"engine", o.engine}, {"model", o.model}, {"ffn", eng->ffn().name()}});
+                     {{"engine", o.engine}, {"model", o.source().label()}, {"ffn", eng->ffn().name()}});
     }
     if (o.json) {
-      json j = {{"model", o.model},           {"engine", o.engine},
+      json j = {{"model", o.source().label()},           {"engine", o.engine},
                 {"ffn", eng->ffn().name()},   {"attention", eng->attn().name()},
                 {"prompt_ids", s.req.prompt}, {"output_ids", out},
                 {"finish_reason", engine::finish_name(s.finish)},

@@ -17,6 +17,7 @@ namespace afd::app {
 int run_generate(const RunOptions& o) {
   AFD_REQUIRE(o.engine == "reference", "--engine ", o.engine, " is not available (reference)");
   validate(o.sampling);
+  AFD_REQUIRE(!o.synthetic, "--engine reference needs a checkpoint directory, not a synthetic model");
   const auto t0 = Clock::now();
   ReferenceModel model(load_ref_weights(o.model, !o.json));
   const ModelConfig& cfg = model.config();

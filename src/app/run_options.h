@@ -1,6 +1,7 @@
 // What afd-run was asked to do (command line, optionally seeded from a YAML config).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,11 @@
 namespace afd::app {
 
 struct RunOptions {
-  std::string model;
+  std::string model;                    // checkpoint directory (unless synthetic)
+  std::optional<SyntheticSpec> synthetic;
+  ModelSource source() const { return {synthetic ? std::string() : model, synthetic}; }
+  bool dry_run = false;                 // print the memory plan and exit
+  int plan_context = 4096;              // context length the dry-run bound is computed for
   std::string engine = "afd";     // afd | reference
   RuntimeOptions runtime;         // the afd engine's
   bool stats = false;             // print pipeline statistics
@@ -34,5 +39,6 @@ struct RunOptions {
 int run_generate(const RunOptions& o);          // --engine reference: one prompt, the float32 oracle
 int run_engine_generate(const RunOptions& o);   // --engine afd: one or many prompts as one batch
 int run_perplexity(const RunOptions& o);
+int run_dry_run(const RunOptions& o);           // --dry-run: the memory plan, nothing allocated
 
 }  // namespace afd::app

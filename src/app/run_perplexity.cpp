@@ -35,6 +35,7 @@ std::vector<int32_t> eval_ids(const RunOptions& o, const ModelConfig& cfg, const
 int run_perplexity(const RunOptions& o) {
   AFD_REQUIRE(o.engine == "reference" || o.engine == "afd", "--engine ", o.engine,
               " is not available (afd, reference)");
+  AFD_REQUIRE(!o.synthetic, "--perplexity needs a trained checkpoint with a tokenizer, not a synthetic model");
   const std::optional<tok::Tokenizer> tk = find_tokenizer(o.model);
   AFD_REQUIRE(tk.has_value(), o.model, " has no tokenizer.json, which --perplexity needs");
 
@@ -45,7 +46,7 @@ int run_perplexity(const RunOptions& o) {
   } else {
     RuntimeOptions ro = o.runtime;
     ro.show_progress = !o.json;
-    eng = make_engine(o.model, ro);
+    eng = make_engine(o.source(), ro);
   }
   const ModelConfig& cfg = ref ? ref->config() : eng->config();
   AFD_REQUIRE(o.ppl_window <= cfg.max_position_embeddings, "--ppl-window ", o.ppl_window,

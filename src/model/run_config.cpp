@@ -51,11 +51,30 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
   c.source = src;
   only_keys(root, "", {"model", "engine", "generation", "runtime"}, src);
   AFD_REQUIRE(root["model"], src, ": missing key 'model'");
-  only_keys(root["model"], "model", {"path"}, src);
-  AFD_REQUIRE(root["model"]["path"], src, ": missing key 'model.path'");
-  fs::path p = scalar<std::string>(root["model"]["path"], "model.path", src, "a directory path");
-  if (p.is_relative()) p = fs::path(base_dir) / p;
-  c.model_path = p.lexically_normal().string();
+  const YAML::Node m = root["model"];
+  only_keys(m, "model", {"path", "synthetic"}, src);
+  AFD_REQUIRE(m["path"] || m["synthetic"], src, ": missing key 'model.path' (or 'model.synthetic')");
+  AFD_REQUIRE(!(m["path"] && m["synthetic"]), src, ": give model.path or model.synthetic, not both");
+  if (m["path"]) {
+    fs::path p = scalar<std::string>(m["path"], "model.path", src, "a directory path");
+    if (p.is_relative()) p = fs::path(base_dir) / p;
+    c.model_path = p.lexically_normal().string();
+  } else {
+    const YAML::Node sy = m["synthetic"];
+    only_keys(sy, "model.synthetic", {"preset", "layers", "seed"}, src);
+    AFD_REQUIRE(sy["preset"], src, ": missing key 'model.synthetic.preset'");
+    SyntheticSpec spec;
+    spec.preset = scalar<std::string>(sy["preset"], "model.synthetic.preset", src, "a preset name");
+    if (sy["layers"]) spec.layers = scalar<int>(sy["layers"], "model.synthetic.layers", src, "an integer");
+    if (sy["seed"]) spec.seed = scalar<uint64_t>(sy["seed"], "model.synthetic.seed", src, "a non-negative integer");
+    AFD_REQUIRE(spec.layers >= 0, src, ": model.synthetic.layers must be >= 1");
+    try {
+      synthetic_config(spec);
+    } catch (const Error& e) {
+      fail(src, ": model.synthetic: ", e.what());
+    }
+    c.synthetic = spec;
+  }
   if (root["engine"]) c.engine = scalar<std::string>(root["engine"], "engine", src, "an engine name");
   if (const YAML::Node g = root["generation"]) {
     only_keys(g, "generation", {"max_new_tokens", "temperature", "top_k", "top_p", "seed"}, src);
@@ -67,8 +86,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     AFD_REQUIRE(!c.max_new_tokens || *c.max_new_tokens >= 0, src, ": generation.max_new_tokens must be >= 0");
   }
   if (const YAML::Node r = root["runtime"]) {
-    only_keys(r, "runtime", {"ffn_device", "attn_threads", "micro_batches", "max_batch", "max_step_tokens", "kv_pool_mb"},
-              src);
+    only_keys(r, "runtime",
+              {"ffn_device", "attn_threads", "micro_batches", "max_batch", "max_step_tokens", "kv_pool_mb", "gpus"}, src);
     if (r["ffn_device"]) {
       c.ffn_device = scalar<std::string>(r["ffn_device"], "runtime.ffn_device", src, "gpu, cpu or auto");
       AFD_REQUIRE(*c.ffn_device == "gpu" || *c.ffn_device == "cpu" || *c.ffn_device == "auto", src,
@@ -86,6 +105,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     c.max_batch = positive("max_batch", 1);
     c.max_step_tokens = positive("max_step_tokens", 1);
     if (auto v = positive("kv_pool_mb", 1)) c.kv_pool_mb = *v;
+    c.gpus = positive("gpus", 1);
   }
   return c;
 }

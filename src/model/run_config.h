@@ -2,6 +2,8 @@
 //
 //   model:
 //     path: ../models/pystdlib-moe   # a checkpoint directory; relative paths are relative to the YAML file
+//   # or, random weights of a published architecture's real shapes (no download):
+//   #   synthetic: {preset: deepseek-v2-lite, layers: 4, seed: 1}
 //   engine: afd                      # afd (the AFD engine) or reference (float32 oracle)
 //   runtime:                         # the afd engine; command-line flags override
 //     ffn_device: auto               # gpu | cpu | auto
@@ -10,6 +12,7 @@
 //     max_batch: 64
 //     max_step_tokens: 512
 //     kv_pool_mb: 1024
+//     gpus: 1                        # GPUs the routed experts are spread over (memory plan)
 //   generation:                      # defaults; command-line flags override them
 //     max_new_tokens: 48
 //     temperature: 0.0
@@ -24,12 +27,14 @@
 #include <string>
 
 #include "model/sampler.h"
+#include "model/synthetic.h"
 
 namespace afd {
 
 struct RunConfig {
   std::string source;
-  std::string model_path;
+  std::string model_path;                  // empty when synthetic
+  std::optional<SyntheticSpec> synthetic;
   std::optional<std::string> engine;
   std::optional<int> max_new_tokens;
   std::optional<float> temperature, top_p;
@@ -38,6 +43,7 @@ struct RunConfig {
   std::optional<std::string> ffn_device;
   std::optional<int> attn_threads, micro_batches, max_batch, max_step_tokens;
   std::optional<int64_t> kv_pool_mb;
+  std::optional<int> gpus;
 };
 
 RunConfig load_run_config(const std::string& yaml_path);

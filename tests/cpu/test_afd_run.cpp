@@ -244,3 +244,18 @@ TEST_CASE("afd-run --dump-logits on the AFD engine is within bf16 tolerance of t
     }
   }
 }
+
+TEST_CASE("afd-run --dry-run prints the memory plan of the full-size configs without allocating", "[afd-run]") {
+  const auto r = run_afd("--config " + test::source_dir() + "/configs/deepseek.yaml --dry-run --json");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json j = json::parse(r.out);
+  CHECK(j["layers"] == 61);
+  CHECK(j["gpus"] == 8);
+  CHECK(j["fp8_experts"] == true);
+  CHECK(j["kv_bytes_per_token"] == 576 * 2 * 61);
+  CHECK(j["per_gpu_bytes"].get<int64_t>() < (int64_t{141} << 30));  // fits an H200
+  const auto text = run_afd("--config " + test::source_dir() + "/configs/qwen3-30b-a3b.yaml --dry-run");
+  REQUIRE(text.status == 0);
+  CHECK_THAT(text.out, Contains("memory plan: qwen3_moe, 48 of 48 layers") && Contains("bound"));
+}

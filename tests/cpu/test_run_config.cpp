@@ -48,3 +48,27 @@ TEST_CASE("the runtime section of the YAML config is read and checked", "[config
   CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {threads: 4}", "x.yaml", "/b"),
                     Contains("unknown key 'runtime.threads'"));
 }
+
+TEST_CASE("synthetic models in the YAML config: presets, layer counts, errors", "[config]") {
+  const RunConfig c = parse_run_config("model: {synthetic: {preset: deepseek-v2-lite, layers: 3, seed: 7}}", "x.yaml", "/b");
+  REQUIRE(c.synthetic.has_value());
+  CHECK(c.model_path.empty());
+  CHECK(c.synthetic->layers == 3);
+  const ModelConfig m = synthetic_config(*c.synthetic);
+  CHECK(m.num_layers == 3);
+  CHECK(m.hidden_size == 2048);
+  CHECK(m.q_lora_rank == 0);
+  CHECK(m.n_routed_experts == 64);
+  CHECK_THROWS_WITH(parse_run_config("model: {synthetic: {preset: gpt5}}", "x.yaml", "/b"),
+                    Contains("x.yaml") && Contains("unknown architecture preset 'gpt5'"));
+  CHECK_THROWS_WITH(parse_run_config("model: {synthetic: {preset: mixtral-8x7b, layers: 99}}", "x.yaml", "/b"),
+                    Contains("layers = 99 exceeds the preset's 32"));
+  CHECK_THROWS_WITH(parse_run_config("model: {path: a, synthetic: {preset: mixtral-8x7b}}", "x.yaml", "/b"),
+                    Contains("not both"));
+  for (const char* f : {"deepseek.yaml", "deepseek-v2-lite.yaml", "qwen3-30b-a3b.yaml", "mixtral-8x7b.yaml"}) {
+    INFO(f);
+    const RunConfig rc = load_run_config(test::source_dir() + "/configs/" + f);
+    REQUIRE(rc.synthetic.has_value());
+    CHECK(synthetic_config(*rc.synthetic).num_layers > 0);
+  }
+}

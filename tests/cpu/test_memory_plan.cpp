@@ -1,0 +1,33 @@
+// The memory plan against hand-computed sizes of the published architectures.
+#include <catch2/catch.hpp>
+
+#include "model/memory_plan.h"
+#include "model/synthetic.h"
+
+using namespace afd;
+
+TEST_CASE("memory plan of DeepSeek-V3 671B and V2-Lite matches hand-computed sizes", "[plan]") {
+  const ModelConfig v3 = synthetic_config({"deepseek-v3", 0, 1});
+  PlanInputs in;
+  in.gpus = 8;
+  in.fp8_experts = true;
+  in.kv_pool_bytes = int64_t{100} << 30;
+  const MemoryPlan p = plan_memory(v3, in);
+  CHECK(p.kv_bytes_per_token == 576 * 2 * 61);  // latent 512 + rope 64, bf16, 61 layers
+  // 58 MoE layers x 256 experts x 3 matrices of 2048 x 7168 fp8 + one fp32 scale per 128x128 block
+  const int64_t mat = int64_t{2048} * 7168 + (2048 / 128) * (7168 / 128) * 4;
+  CHECK(p.routed_bytes == 58 * 256 * 3 * mat);
+  CHECK(p.per_gpu_bytes == (p.routed_bytes + 7) / 8 + p.ffn_other_bytes + p.head_bytes);
+  CHECK(p.kv_capacity_tokens == in.kv_pool_bytes / p.kv_bytes_per_token);
+  CHECK(p.bound_by == "CPU attention FLOPs");  // absorbed MLA with 128 heads is compute-bound on the CPU
+
+  const ModelConfig lite = synthetic_config({"deepseek-v2-lite", 0, 1});
+  PlanInputs li;
+  li.kv_pool_bytes = int64_t{32} << 30;
+  const MemoryPlan q = plan_memory(lite, li);
+  CHECK(q.kv_bytes_per_token == 576 * 2 * 27);
+  CHECK(q.routed_bytes == int64_t{26} * 64 * 3 * 1408 * 2048 * 2);
+  CHECK(q.embed_bytes == int64_t{102400} * 2048 * 2);
+  // attention per layer: q_proj 3072x2048, kv_a 576x2048, kv_b 4096x512, o_proj 2048x2048, bf16
+  CHECK(q.attn_bytes == int64_t{27} * 2 * (3072 * 2048 + 576 * 2048 + 4096 * 512 + 2048 * 2048));
+}
