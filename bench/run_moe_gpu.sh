@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root: the project's GPU check on a packed build, the GpuFfn tests in
-# full (their measured errors), compute-sanitizer on the GEMM kernel test, then the MoE bench and its PyTorch peer.
+# full (their measured errors), compute-sanitizer memcheck on the GEMM and FFN tests, then the MoE bench and its
+# PyTorch peer.
 # Usage: bench/run_moe_gpu.sh ARCHIVE OUTDIR
 set -uo pipefail
 archive=$1
@@ -12,7 +13,7 @@ export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$
 export AFD_SOURCE_DIR=$PWD
 "$work/afd/bin/afd_tests_gpu" "[ffn],[head]" >"$out/tests_full.log" 2>&1
 echo "full GPU tests rc=$?"; grep -E "test cases|assertions" "$out/tests_full.log"
-timeout 120 compute-sanitizer --tool memcheck "$work/afd/bin/afd_tests_gpu" "[gemm]" 2>&1 | tail -n 4
+timeout 180 compute-sanitizer --tool memcheck "$work/afd/bin/afd_tests_gpu" "[gemm],[ffn]" 2>&1 | tail -n 4
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format=csv
 "$work/afd/bin/afd-bench-moe-gpu" "$out/bench.csv" 2>&1 | tee "$out/bench.log"
 PYTHONUNBUFFERED=1 python3 bench/moe_peer.py "$out/peer.csv" 2>&1 | tee "$out/peer.log"

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/attn_pack.h"
 
 namespace afd::cpu {
 
@@ -72,96 +73,152 @@ Scratch& scratch() {
   return s;
 }
 
-// Scores of R query rows against 16 or 32 packed key columns starting at tv.
-template <int R>
+// Scores of R query rows against 32 (kTwo) or 16 packed key columns starting at tv. The row loops are fully
+// unrolled so the 2R accumulators stay in registers.
+template <int R, bool kTwo>
 void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int t16, int tv) {
-  const bool two = tv + 16 < t16;
   const int full = p.d / 2;  // pairs with both halves inside d
   __m512 acc[R][2];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const uint16_t* q[R];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) q[r] = p.q + static_cast<int64_t>(i0 + r) * p.q_stride;
-  const int pairs = (p.d + 1) / 2;
-  for (int j = 0; j < pairs; ++j) {
+  auto step = [&](int j, bool only_low) {
     const uint32_t* kr = kp + static_cast<int64_t>(j) * t16 + tv;
     const __m512bh k0 = as_bh(_mm512_loadu_si512(kr));
-    const __m512bh k1 = two ? as_bh(_mm512_loadu_si512(kr + 16)) : k0;
-    const bool only_low = j >= full;
+    const __m512bh k1 = kTwo ? as_bh(_mm512_loadu_si512(kr + 16)) : k0;
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512bh qb = as_bh(pair_at(q[r], j, only_low));
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], qb, k0);
-      if (two) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qb, k1);
+      if (kTwo) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qb, k1);
     }
-  }
+  };
+  for (int j = 0; j < full; ++j) step(j, false);
+  if (p.d % 2) step(full, true);
   const __mmask16 m0 = mask16(p.nt - tv), m1 = mask16(p.nt - tv - 16);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* s = p.s + static_cast<int64_t>(i0 + r) * p.s_stride + tv;
     _mm512_mask_storeu_ps(s, m0, acc[r][0]);
-    if (two && m1) _mm512_mask_storeu_ps(s + 16, m1, acc[r][1]);
+    if (kTwo) _mm512_mask_storeu_ps(s + 16, m1, acc[r][1]);
   }
 }
 
-// O rows i0 .. i0+R-1, columns cv .. cv+31, += P . V from the packed vp.
-template <int R>
+template <bool kTwo>
+void qk_cols(const QkParams& p, const uint32_t* kp, int t16, int tv) {
+  int i0 = 0;
+  for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) qk_rows<kRowGroup, kTwo>(p, i0, kp, t16, tv);
+  switch (p.nq - i0) {
+    case 1: qk_rows<1, kTwo>(p, i0, kp, t16, tv); break;
+    case 2: qk_rows<2, kTwo>(p, i0, kp, t16, tv); break;
+    case 3: qk_rows<3, kTwo>(p, i0, kp, t16, tv); break;
+    case 4: qk_rows<4, kTwo>(p, i0, kp, t16, tv); break;
+    case 5: qk_rows<5, kTwo>(p, i0, kp, t16, tv); break;
+    case 6: qk_rows<6, kTwo>(p, i0, kp, t16, tv); break;
+    case 7: qk_rows<7, kTwo>(p, i0, kp, t16, tv); break;
+    default: break;
+  }
+}
+
+// O rows i0 .. i0+R-1, columns cv .. cv+31 (kTwo) or cv .. cv+15, += P . V from the packed vp.
+template <int R, bool kTwo>
 void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
-  const bool two = cv + 16 < c16;
   const int full = p.nt / 2;
   __m512 acc[R][2];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const uint16_t* pr[R];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) pr[r] = p.p + static_cast<int64_t>(i0 + r) * p.p_stride;
-  const int pairs = (p.nt + 1) / 2;
-  for (int j = 0; j < pairs; ++j) {
+  auto step = [&](int j, bool only_low) {
     const uint32_t* vr = vp + static_cast<int64_t>(j) * c16 + cv;
     const __m512bh v0 = as_bh(_mm512_loadu_si512(vr));
-    const __m512bh v1 = two ? as_bh(_mm512_loadu_si512(vr + 16)) : v0;
-    const bool only_low = j >= full;
+    const __m512bh v1 = kTwo ? as_bh(_mm512_loadu_si512(vr + 16)) : v0;
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512bh pb = as_bh(pair_at(pr[r], j, only_low));
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], pb, v0);
-      if (two) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], pb, v1);
+      if (kTwo) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], pb, v1);
     }
-  }
+  };
+  for (int j = 0; j < full; ++j) step(j, false);
+  if (p.nt % 2) step(full, true);
   const __mmask16 m0 = mask16(p.dv - cv), m1 = mask16(p.dv - cv - 16);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + cv;
     _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[r][0]));
-    if (two && m1) _mm512_mask_storeu_ps(o + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[r][1]));
+    if (kTwo) _mm512_mask_storeu_ps(o + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[r][1]));
+  }
+}
+
+template <bool kTwo>
+void pv_cols(const PvParams& p, const uint32_t* vp, int c16, int cv) {
+  int i0 = 0;
+  for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) pv_rows<kRowGroup, kTwo>(p, i0, vp, c16, cv);
+  switch (p.nq - i0) {
+    case 1: pv_rows<1, kTwo>(p, i0, vp, c16, cv); break;
+    case 2: pv_rows<2, kTwo>(p, i0, vp, c16, cv); break;
+    case 3: pv_rows<3, kTwo>(p, i0, vp, c16, cv); break;
+    case 4: pv_rows<4, kTwo>(p, i0, vp, c16, cv); break;
+    case 5: pv_rows<5, kTwo>(p, i0, vp, c16, cv); break;
+    case 6: pv_rows<6, kTwo>(p, i0, vp, c16, cv); break;
+    case 7: pv_rows<7, kTwo>(p, i0, vp, c16, cv); break;
+    default: break;
   }
 }
 
 }  // namespace
+
+void pack_k_pairs(const uint16_t* k, int k_stride, int nt, int d, uint32_t* kp, int t16) {
+  const int p16 = round_up((d + 1) / 2, 16);
+  __m512i blk[16];
+  for (int t0 = 0; t0 < t16; t0 += 16) {
+    for (int j0 = 0; j0 < p16; j0 += 16) {
+      for (int r = 0; r < 16; ++r)
+        blk[r] = t0 + r < nt ? _mm512_maskz_loadu_epi16(mask32(d - 2 * j0), k + static_cast<int64_t>(t0 + r) * k_stride + 2 * j0)
+                             : _mm512_setzero_si512();
+      transpose16(blk);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(kp + static_cast<int64_t>(j0 + j) * t16 + t0, blk[j]);
+    }
+  }
+}
+
+void pack_v_pairs(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
+  alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                               8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static const uint16_t kHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+                                               24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+  const __m512i lo_idx = _mm512_load_si512(kLo), hi_idx = _mm512_load_si512(kHi);
+  const int tp = (nt + 1) / 2;
+  for (int j = 0; j < tp; ++j) {
+    const uint16_t* v0 = v + static_cast<int64_t>(2 * j) * v_stride;
+    const bool has1 = 2 * j + 1 < nt;
+    const uint16_t* v1 = v0 + v_stride;
+    for (int c0 = 0; c0 < c16; c0 += 32) {
+      const __mmask32 m = mask32(dv - c0);
+      const __m512i a = _mm512_maskz_loadu_epi16(m, v0 + c0);
+      const __m512i b = has1 ? _mm512_maskz_loadu_epi16(m, v1 + c0) : _mm512_setzero_si512();
+      uint32_t* dst = vp + static_cast<int64_t>(j) * c16 + c0;
+      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(a, lo_idx, b));
+      if (c0 + 16 < c16) _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(a, hi_idx, b));
+    }
+  }
+}
 
 void qk_bf16_avx512(const QkParams& p) {
   Scratch& sc = scratch();
   const int p16 = round_up((p.d + 1) / 2, 16), t16 = round_up(p.nt, 16);
   if (sc.kp.size() < static_cast<size_t>(p16) * t16) sc.kp.resize(static_cast<size_t>(p16) * t16);
   uint32_t* kp = sc.kp.data();
-  // Pack: kp[j][t] = dword j of K row t (pairs past d and rows past nt are zero).
-  __m512i blk[16];
-  for (int t0 = 0; t0 < t16; t0 += 16) {
-    for (int j0 = 0; j0 < p16; j0 += 16) {
-      for (int r = 0; r < 16; ++r)
-        blk[r] = t0 + r < p.nt
-                     ? _mm512_maskz_loadu_epi16(mask32(p.d - 2 * j0), p.k + static_cast<int64_t>(t0 + r) * p.k_stride + 2 * j0)
-                     : _mm512_setzero_si512();
-      transpose16(blk);
-      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(kp + static_cast<int64_t>(j0 + j) * t16 + t0, blk[j]);
-    }
-  }
+  pack_k_pairs(p.k, p.k_stride, p.nt, p.d, kp, t16);
   for (int tv = 0; tv < t16; tv += 32) {
-    int i0 = 0;
-    for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) qk_rows<kRowGroup>(p, i0, kp, t16, tv);
-    switch (p.nq - i0) {
-      case 1: qk_rows<1>(p, i0, kp, t16, tv); break;
-      case 2: qk_rows<2>(p, i0, kp, t16, tv); break;
-      case 3: qk_rows<3>(p, i0, kp, t16, tv); break;
-      case 4: qk_rows<4>(p, i0, kp, t16, tv); break;
-      case 5: qk_rows<5>(p, i0, kp, t16, tv); break;
-      case 6: qk_rows<6>(p, i0, kp, t16, tv); break;
-      case 7: qk_rows<7>(p, i0, kp, t16, tv); break;
-      default: break;
-    }
+    if (tv + 16 < t16)
+      qk_cols<true>(p, kp, t16, tv);
+    else
+      qk_cols<false>(p, kp, t16, tv);
   }
 }
 
@@ -170,38 +227,12 @@ void pv_bf16_avx512(const PvParams& p) {
   const int tp = (p.nt + 1) / 2, c16 = round_up(p.dv, 16);
   if (sc.vp.size() < static_cast<size_t>(tp) * c16 + 16) sc.vp.resize(static_cast<size_t>(tp) * c16 + 16);
   uint32_t* vp = sc.vp.data();
-  // Pack: vp[j][c] = (V[2j][c], V[2j+1][c]); row nt (odd nt) and columns past dv are zero.
-  alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
-                                               8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  alignas(64) static const uint16_t kHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
-                                               24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
-  const __m512i lo_idx = _mm512_load_si512(kLo), hi_idx = _mm512_load_si512(kHi);
-  for (int j = 0; j < tp; ++j) {
-    const uint16_t* v0 = p.v + static_cast<int64_t>(2 * j) * p.v_stride;
-    const bool has1 = 2 * j + 1 < p.nt;
-    const uint16_t* v1 = v0 + p.v_stride;
-    for (int c0 = 0; c0 < c16; c0 += 32) {
-      const __mmask32 m = mask32(p.dv - c0);
-      const __m512i a = _mm512_maskz_loadu_epi16(m, v0 + c0);
-      const __m512i b = has1 ? _mm512_maskz_loadu_epi16(m, v1 + c0) : _mm512_setzero_si512();
-      uint32_t* dst = vp + static_cast<int64_t>(j) * c16 + c0;
-      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(a, lo_idx, b));
-      if (c0 + 16 < c16) _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(a, hi_idx, b));
-    }
-  }
+  pack_v_pairs(p.v, p.v_stride, p.nt, p.dv, vp, c16);
   for (int cv = 0; cv < c16; cv += 32) {
-    int i0 = 0;
-    for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) pv_rows<kRowGroup>(p, i0, vp, c16, cv);
-    switch (p.nq - i0) {
-      case 1: pv_rows<1>(p, i0, vp, c16, cv); break;
-      case 2: pv_rows<2>(p, i0, vp, c16, cv); break;
-      case 3: pv_rows<3>(p, i0, vp, c16, cv); break;
-      case 4: pv_rows<4>(p, i0, vp, c16, cv); break;
-      case 5: pv_rows<5>(p, i0, vp, c16, cv); break;
-      case 6: pv_rows<6>(p, i0, vp, c16, cv); break;
-      case 7: pv_rows<7>(p, i0, vp, c16, cv); break;
-      default: break;
-    }
+    if (cv + 16 < c16)
+      pv_cols<true>(p, vp, c16, cv);
+    else
+      pv_cols<false>(p, vp, c16, cv);
   }
 }
 

@@ -1,5 +1,6 @@
 // The elementwise stages of the FFN half-layer, with the bf16 rounding points of MODEL_SPEC.md sections 1, 2.5, 5
-// and 7: RMSNorm, SiLU·mul, the weighted expert combine with shared experts and the residual add.
+// and 7: RMSNorm, and the weighted expert combine with shared experts and the residual add. (SiLU·mul is fused
+// into the gate/up GEMM's epilogue, cuda/grouped_gemm.cuh.)
 #pragma once
 
 #include <cuda_bf16.h>
@@ -17,13 +18,6 @@ struct RmsNormParams {
   float eps;
 };
 void rmsnorm_bf16_bf16(const RmsNormParams& p, cudaStream_t stream);
-
-struct SiluMulParams {
-  const __nv_bfloat16* gu;  // [rows, 2 * width]: gate in columns [0, width), up in [width, 2 width)
-  __nv_bfloat16* out;       // [rows, width] = bf16(bf16(silu(gate)) * up)
-  int rows, width;          // width a multiple of 2
-};
-void silu_mul_bf16_bf16(const SiluMulParams& p, cudaStream_t stream);
 
 struct CombineParams {
   __nv_bfloat16* x;             // [tokens, hidden] residual stream, updated in place: x = bf16(x + ffn)

@@ -132,6 +132,34 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
   }
   ptx::cp_async_wait<0>();
 
+  if (p.silu_mul) {
+    // Tile pair (j, j+1) holds 8 gate and the 8 up columns of features col0/2 .. col0/2 + 7 (col0 % 16 == 0).
+    const int half = p.n / 2;
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI; j += 2) {
+        const int col0 = n0 + wn0 + j * 8;
+        if (col0 >= p.n) continue;
+        const int f = col0 / 2 + 2 * (lane & 3);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = wm0 + i * 16 + (lane >> 2) + h * 8;
+          if (r >= rows) continue;
+          float a[2];
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            const float g = __bfloat162float(__float2bfloat16_rn(acc[i][j][2 * h + q]));
+            const float u = __bfloat162float(__float2bfloat16_rn(acc[i][j + 1][2 * h + q]));
+            a[q] = __bfloat162float(__float2bfloat16_rn(g / (1.0f + expf(-g)))) * u;
+          }
+          *reinterpret_cast<__nv_bfloat162*>(p.c + static_cast<int64_t>(row_begin + r) * half + f) =
+              __floats2bfloat162_rn(a[0], a[1]);
+        }
+      }
+    return;
+  }
+
   // Epilogue: accumulator (i, j, q) is row wm0 + 16i + lane/4 (+8 for q >= 2), column wn0 + 8j + 2(lane%4) (+1).
 #pragma unroll
   for (int i = 0; i < MI; ++i)
@@ -186,9 +214,10 @@ const char* gemm_tile_name(GemmTile t) {
   return "?";
 }
 
-// Measured on an H100 (bench/RESULTS.md, whole MoE layer, every tile): with <= 16 rows per expert all 16-row tiles
-// stream weights at 0.95 of the copy rate (V3) and 16x64 is never worse; 64x128 is best or within 1% from 24 to
-// 384 rows except at 128 rows of V3 shapes, where 128x256 is 4% faster (and 5% slower at V2-Lite's 384).
+// Measured on an H100 (bench/RESULTS.md: the whole MoE layer with every tile, five runs): with <= 16 rows per
+// expert the 16-row tiles stream weights at 0.95-0.97 of the copy rate (V3) and 16x64 is never worse than the others
+// by more than noise; from 24 to 64 rows 64x128 and 16x64 tie; at 128-384 rows 64x128 and 128x256 are within
+// run-to-run noise (up to 10%) of each other, 128x256 more often ahead. 128x128 is never best.
 GemmTile gemm_tile_for_rows(double rows_per_group) {
   if (rows_per_group <= 16) return GemmTile::kM16N64;
   if (rows_per_group < 128) return GemmTile::kM64;
@@ -199,6 +228,7 @@ void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
   AFD_CHECK(p.n % 8 == 0 && p.k % 8 == 0, "n ", p.n, " and k ", p.k, " must be multiples of 8");
   AFD_CHECK(p.max_tiles > 0 && p.max_tiles <= 65535, "max_tiles ", p.max_tiles);
   AFD_CHECK(p.group_offset == nullptr || p.tile_offset != nullptr);
+  AFD_CHECK(!p.silu_mul || p.n % 16 == 0, "the SiLU·mul epilogue needs n % 16 == 0, not ", p.n);
   switch (p.tile) {
     case GemmTile::kM16: return launch<16, 128, 1, 4, 4>(p, stream);
     case GemmTile::kM16N64: return launch<16, 64, 1, 4, 4>(p, stream);

@@ -1,5 +1,8 @@
 // Grouped bf16 GEMM on tensor cores (mma.sync m16n8k16, fp32 accumulation, bf16 output):
 //   for each group g: C[rows of g, 0:n) = A[rows of g, 0:k) · W[g]^T          (W[g] is [n, k] row-major)
+// or, with the fused gated-MLP epilogue (silu_mul), C[rows of g, 0:n/2) = bf16(bf16(silu(G)) * U), where G and U
+// are the bf16-rounded gate and up outputs (MODEL_SPEC.md 1) and W[g]'s rows are interleaved by
+// interleave_gate_up(): every 16 rows are 8 gate rows followed by the 8 up rows of the same 8 features.
 // The rows of group g are [group_offset[g], group_offset[g+1]) in C's row space; A row r is a_rows[r] when a row
 // gather is given (the token permutation of a MoE layer), else r. Groups with no rows cost nothing: the grid is
 // sized by an upper bound known on the host and surplus blocks exit, so no host sync is needed (graph-capturable).
@@ -35,9 +38,16 @@ struct GroupedGemmParams {
   int groups;                    // number of groups (1 when group_offset is null)
   int m;                         // rows when group_offset is null; else unused
   int max_tiles;                 // upper bound on M tiles (grid.y); host-known, e.g. ceil(rows/BM) + groups
-  int n, k;                      // output columns and reduction length; both multiples of 8
+  int n, k;                      // GEMM columns and reduction length; multiples of 8 (of 16 with silu_mul)
   GemmTile tile;
+  bool silu_mul;                 // fused SiLU·mul epilogue: C is [m_total, n / 2]
 };
+
+// Row r of the interleaved [2 * width, k] gate/up matrix: which row of cat(gate, up) it holds (width % 8 == 0).
+inline int interleaved_gate_up_source(int r, int width) {
+  const int block = r / 16, within = r % 16;
+  return within < 8 ? block * 8 + within : width + block * 8 + within - 8;
+}
 
 void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream);
 

@@ -18,9 +18,25 @@ bool gpu_ffn_available() {
 #endif
 }
 
-std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
+namespace {
+void check_ffn_device(const RuntimeOptions& o) {
   AFD_REQUIRE(o.ffn_device == "auto" || o.ffn_device == "cpu" || o.ffn_device == "gpu", "--ffn-device ",
               o.ffn_device, " is not one of auto, cpu, gpu");
+}
+}  // namespace
+
+std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress) {
+  return model.synthetic ? make_synthetic_weights(*model.synthetic, kWeightsAll, show_progress)
+                         : load_weights<uint16_t>(model.dir, kWeightsAll, show_progress);
+}
+
+std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
+  check_ffn_device(o);
+  return make_engine(load_model(model, o.show_progress), o);
+}
+
+std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
+  check_ffn_device(o);
   const bool gpu = o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available());
   AFD_REQUIRE(!gpu || gpu_ffn_available(), "--ffn-device gpu: ",
 #if AFD_HAVE_GPU_FFN
@@ -29,8 +45,6 @@ std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const Runt
               "this build has no CUDA (configure where nvcc is found)"
 #endif
   );
-  auto w = model.synthetic ? make_synthetic_weights(*model.synthetic, kWeightsAll, o.show_progress)
-                           : load_weights<uint16_t>(model.dir, kWeightsAll, o.show_progress);
   const ModelConfig& c = w->cfg;
 
   attn::CpuAttnOptions ao;
@@ -54,6 +68,7 @@ std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const Runt
   eo.scheduler.max_step_tokens = o.max_step_tokens;
   eo.scheduler.max_context = c.max_position_embeddings;
   eo.trace = o.trace;
+  eo.trace_steps = o.trace_steps;
   return std::make_unique<engine::Engine>(std::move(attn), std::move(ffn), eo);
 }
 

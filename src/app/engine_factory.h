@@ -23,6 +23,7 @@ struct RuntimeOptions {
   int kv_block = 64;                // positions per KV block
   int gpus = 1;                     // GPUs for the routed experts (memory plan; one GPU runs today)
   bool trace = false;
+  int trace_steps = 16;             // steps whose spans are kept when tracing
   bool show_progress = true;
 };
 
@@ -37,5 +38,8 @@ struct ModelSource {
 };
 
 std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o);
+// From weights already loaded (all parts), e.g. to build several engines over one copy (afd-bench's sweep).
+std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
+std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress);
 
 }  // namespace afd::app

@@ -11,7 +11,12 @@ namespace afd::attn {
 
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr int kMaxChunks = 64;  // KV chunks of one (seq, kv head, tile); merge() keeps one weight per chunk
+constexpr int kMaxChunks = 64;
+
+void prefetch_rows(const uint16_t* p, int64_t elems) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < elems * 2; off += 64) __builtin_prefetch(c + off, 0, 1);
+}  // KV chunks of one (seq, kv head, tile); merge() keeps one weight per chunk
 }
 
 PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk)
@@ -95,6 +100,13 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     const uint16_t* k = cache_.k_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim;
     const uint16_t* v = p.v_in_k ? k : cache_.v_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim;
     const int v_stride = p.v_in_k ? lay.k_dim : lay.v_dim;
+    // Decode is a stream over the cache: fetch the next block's rows while this one computes (the hardware
+    // prefetcher stops at each 4 KiB page, and a block is a few pages).
+    if (t0 + nt < it.kv_end) {
+      const int nb = table[(t0 + nt) / bs], nn = std::min(bs, it.kv_end - t0 - nt);
+      prefetch_rows(cache_.k_rows(nb, p.layer, it.kv_head), static_cast<int64_t>(nn) * lay.k_dim);
+      if (!p.v_in_k) prefetch_rows(cache_.v_rows(nb, p.layer, it.kv_head), static_cast<int64_t>(nn) * lay.v_dim);
+    }
     kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
     // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r
     // in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled first.

@@ -32,7 +32,7 @@ int widest(const ModelConfig& c) {
 FfnWorkspace carve_workspace(const ModelConfig& c, int T, DeviceArena& a) {
   const size_t h = c.hidden_size, E = std::max(c.n_routed_experts, 1), k = std::max(c.top_k, 1);
   const size_t routed_rows = T * k, width = widest(c);
-  const size_t h_elems = std::max(routed_rows * 2 * c.moe_intermediate_size, size_t(T) * 2 * width);
+  const size_t act_elems = std::max(routed_rows * c.moe_intermediate_size, size_t(T) * width);
   FfnWorkspace w;
   w.max_tokens = T;
   w.x = a.take<bf16>(T * h);
@@ -45,8 +45,7 @@ FfnWorkspace carve_workspace(const ModelConfig& c, int T, DeviceArena& a) {
   w.tile_offset = a.take<int32_t>(E + 1);
   w.row_token = a.take<int32_t>(routed_rows);
   w.slot_row = a.take<int32_t>(routed_rows);
-  w.h = a.take<bf16>(h_elems);
-  w.act = a.take<bf16>(h_elems / 2);
+  w.act = a.take<bf16>(act_elems);
   w.y = a.take<bf16>(routed_rows * h);
   w.extra = a.take<bf16>(T * h);
   w.cublas_ws = a.take_bytes(kCublasWorkspace);
@@ -68,11 +67,12 @@ void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden,
   g.max_tiles = (n + bm - 1) / bm;
   g.a = xn;
   g.w = gate_up;
-  g.c = ws.h;
+  g.c = ws.act;
   g.n = 2 * width;
   g.k = hidden;
+  g.silu_mul = true;
   cuda::grouped_gemm_bf16_bf16(g, s);
-  cuda::silu_mul_bf16_bf16({ws.h, ws.act, n, width}, s);
+  g.silu_mul = false;
   g.a = ws.act;
   g.w = down;
   g.c = out;
@@ -105,7 +105,8 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   // Router logits [n, E] = xn · router^T (column-major view: logits^T [E, n] = router [E,h] · xn^T).
   const float one = 1.0f, zero = 0.0f;
   AFD_CUBLAS_CHECK(cublasSetStream(blas, s));
-  // (Measured: cuBLAS's fp32 GEMM in CUBLAS_COMPUTE_32F_PEDANTIC took ~100 us of a 0.5 ms V2-Lite decode layer.)
+  // (Measured on an H100: an fp32 GEMM of fp32 copies, CUBLAS_COMPUTE_32F_PEDANTIC, cost 80 us more per V3-shape
+  // decode layer of 64 tokens, 13 us more per V2-Lite one.)
   void* out = L.router_fp32_logits ? static_cast<void*>(ws.logits) : static_cast<void*>(ws.logits_bf16);
   AFD_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, E, n, h, &one, L.router, CUDA_R_16BF, h, ws.xn,
                                 CUDA_R_16BF, h, &zero, out, L.router_fp32_logits ? CUDA_R_32F : CUDA_R_16BF, E,
@@ -144,13 +145,13 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   g.a_rows = ws.row_token;
   g.w = L.experts_gate_up;
   g.w_stride = static_cast<int64_t>(2) * I * h;
-  g.c = ws.h;
+  g.c = ws.act;
   g.n = 2 * I;
   g.k = h;
+  g.silu_mul = true;
   cuda::grouped_gemm_bf16_bf16(g, s);
-  mark("gate_up");
-  cuda::silu_mul_bf16_bf16({ws.h, ws.act, rows, I}, s);
-  mark("silu_mul");
+  mark("gate_up_silu");
+  g.silu_mul = false;
   g.a = ws.act;
   g.a_rows = nullptr;
   g.w = L.experts_down;

@@ -22,7 +22,8 @@ using bf16 = __nv_bfloat16;
 struct FfnLayerDev {
   const bf16* post_norm = nullptr;      // [hidden]
   bool moe = false;
-  const bf16* dense_gate_up = nullptr;  // [2 * dense_width, hidden]: gate rows, then up rows
+  const bf16* dense_gate_up = nullptr;  // [2 * dense_width, hidden]: gate and up rows interleaved by 8
+                                        // (cuda::interleaved_gate_up_source)
   const bf16* dense_down = nullptr;     // [hidden, dense_width]
   int dense_width = 0;
   const bf16* router = nullptr;         // [E, hidden] router weight
@@ -31,10 +32,10 @@ struct FfnLayerDev {
   // Qwen3-MoE / Mixtral: bf16 logits (a bf16 GEMM).
   bool router_fp32_logits = false;
   const float* router_bias = nullptr;   // [E] e_score_correction_bias or null
-  const bf16* experts_gate_up = nullptr;// [E, 2 * expert_width, hidden], expert e's gate rows then up rows
+  const bf16* experts_gate_up = nullptr;// [E, 2 * expert_width, hidden], each expert's gate/up interleaved by 8
   const bf16* experts_down = nullptr;   // [E, hidden, expert_width]
   int expert_width = 0;
-  const bf16* shared_gate_up = nullptr; // [2 * shared_width, hidden] or null
+  const bf16* shared_gate_up = nullptr; // [2 * shared_width, hidden] (interleaved by 8) or null
   const bf16* shared_down = nullptr;    // [hidden, shared_width]
   int shared_width = 0;
 };
@@ -52,8 +53,7 @@ struct FfnWorkspace {
   int32_t* tile_offset = nullptr;   // [E + 1]
   int32_t* row_token = nullptr;     // [T * k]
   int32_t* slot_row = nullptr;      // [T * k]
-  bf16* h = nullptr;            // [rows, 2 * width] gate/up outputs (rows = T*k routed, T dense/shared)
-  bf16* act = nullptr;          // [rows, width] SiLU·mul
+  bf16* act = nullptr;          // [rows, width] SiLU·mul of the gate/up GEMM (rows = T*k routed, T dense/shared)
   bf16* y = nullptr;            // [T * k, hidden] routed expert outputs (permuted rows)
   bf16* extra = nullptr;        // [T, hidden] shared-expert or dense output
   void* cublas_ws = nullptr;    // cuBLAS workspace (set on the handle, so cuBLAS never allocates)
@@ -78,7 +78,7 @@ void run_ffn_layer(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorksp
                    bf16* x_dev, int n, cudaStream_t stream, const cuda::GemmTile* tile = nullptr,
                    const StageMarks* marks = nullptr);
 
-// The gated MLP alone on activations xn [n, hidden]: out = down(silu(gate xn) * up xn), via ws.h / ws.act.
+// The gated MLP alone on activations xn [n, hidden]: out = down(silu(gate xn) * up xn), via ws.act.
 void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden, const bf16* xn, int n,
                    const FfnWorkspace& ws, bf16* out, cudaStream_t stream);
 

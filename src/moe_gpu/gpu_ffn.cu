@@ -3,6 +3,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "cuda/grouped_gemm.cuh"
 #include "cuda/sample.cuh"
 #include "moe_gpu/blas_check.h"
 #include "moe_gpu/device.h"
@@ -22,7 +23,25 @@ void require_no_bias(const Linear<uint16_t>& l, int layer) {
   AFD_REQUIRE(l.b.empty(), "GpuFfn: layer ", layer, " has MLP biases (mlp_bias), which it does not support");
 }
 
-// Places an MLP as [2 * width, hidden] gate-then-up rows and [hidden, width] down.
+// Uploads gate and up ([width, hidden] each) as one [2 * width, hidden] matrix with the rows interleaved by 8, the
+// layout the fused SiLU·mul epilogue reads (cuda::interleaved_gate_up_source).
+void put_gate_up(bf16* dst, const Linear<uint16_t>& gate, const Linear<uint16_t>& up, int layer, bool upload) {
+  const int width = gate.out, in = gate.in;
+  AFD_REQUIRE(width % 8 == 0 && up.out == width && up.in == in, "GpuFfn: layer ", layer, " has an MLP of width ",
+              width, " (gate ", gate.out, "x", gate.in, ", up ", up.out, "x", up.in,
+              "); it needs equal gate/up shapes and a width that is a multiple of 8");
+  if (!upload) return;
+  std::vector<uint16_t> rows(static_cast<size_t>(2) * width * in);
+  for (int r = 0; r < 2 * width; ++r) {
+    const int src = cuda::interleaved_gate_up_source(r, width);
+    const uint16_t* from = src < width ? gate.w.data() + static_cast<size_t>(src) * in
+                                       : up.w.data() + static_cast<size_t>(src - width) * in;
+    std::memcpy(rows.data() + static_cast<size_t>(r) * in, from, static_cast<size_t>(in) * 2);
+  }
+  put(dst, rows.data(), rows.size(), true);
+}
+
+// Places an MLP as [2 * width, hidden] interleaved gate/up rows and [hidden, width] down.
 void place_mlp(const Mlp<uint16_t>& m, int layer, DeviceArena& a, bool upload, const bf16** gate_up,
                const bf16** down) {
   require_no_bias(m.gate, layer);
@@ -30,8 +49,7 @@ void place_mlp(const Mlp<uint16_t>& m, int layer, DeviceArena& a, bool upload, c
   require_no_bias(m.down, layer);
   bf16* gu = a.take<bf16>(m.gate.w.size() + m.up.w.size());
   bf16* d = a.take<bf16>(m.down.w.size());
-  put(gu, m.gate.w.data(), m.gate.w.size(), upload);
-  put(gu ? gu + m.gate.w.size() : nullptr, m.up.w.data(), m.up.w.size(), upload);
+  put_gate_up(gu, m.gate, m.up, layer, upload);
   put(d, m.down.w.data(), m.down.w.size(), upload);
   *gate_up = gu;
   *down = d;
@@ -78,10 +96,8 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload) {
       require_no_bias(m.gate, l);
       require_no_bias(m.up, l);
       require_no_bias(m.down, l);
-      if (!upload) continue;
-      put(gu + e * gu_elems, m.gate.w.data(), m.gate.w.size(), true);
-      put(gu + e * gu_elems + m.gate.w.size(), m.up.w.data(), m.up.w.size(), true);
-      put(dn + e * d_elems, m.down.w.data(), m.down.w.size(), true);
+      put_gate_up(gu ? gu + e * gu_elems : nullptr, m.gate, m.up, l, upload);
+      put(dn ? dn + e * d_elems : nullptr, m.down.w.data(), m.down.w.size(), upload);
     }
     L.experts_gate_up = gu;
     L.experts_down = dn;

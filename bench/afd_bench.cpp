@@ -1,0 +1,166 @@
+// afd-bench: sweep the CPU/GPU split of the AFD engine and show where the time goes, against the ceilings of the
+// machine it runs on, measured in the same run. See `afd-bench --help`.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "app/engine_factory.h"
+#include "bench/bench_point.h"
+#include "bench/ceilings.h"
+#include "bench/svg_plot.h"
+#include "model/run_config.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+using namespace afd;
+using namespace afd::bench;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kKeys = {"attn_threads", "micro_batches", "batch", "context", "ffn_device"};
+
+struct Sweep {
+  std::string key;
+  std::vector<std::string> values;
+};
+
+Sweep parse_sweep(const std::string& s) {
+  const auto eq = s.find('=');
+  AFD_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < s.size(), "--sweep ", s,
+              ": expected KEY=V1,V2,... (keys: attn_threads, micro_batches, batch, context, ffn_device)");
+  Sweep w{s.substr(0, eq), {}};
+  AFD_REQUIRE(std::find(kKeys.begin(), kKeys.end(), w.key) != kKeys.end(), "--sweep: unknown key '", w.key,
+              "' (attn_threads, micro_batches, batch, context, ffn_device)");
+  std::stringstream ss(s.substr(eq + 1));
+  std::string v;
+  while (std::getline(ss, v, ',')) {
+    AFD_REQUIRE(!v.empty(), "--sweep ", s, ": empty value");
+    if (w.key != "ffn_device") {
+      size_t pos = 0;
+      int n = -1;
+      try {
+        n = std::stoi(v, &pos);
+      } catch (const std::exception&) {
+      }
+      AFD_REQUIRE(pos == v.size() && n >= (w.key == "attn_threads" ? 0 : 1), "--sweep ", w.key, ": '", v,
+                  "' is not a valid count");
+    } else {
+      AFD_REQUIRE(v == "cpu" || v == "gpu", "--sweep ffn_device: '", v, "' is not cpu or gpu");
+    }
+    w.values.push_back(v);
+  }
+  return w;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  AFD_REQUIRE(out.good(), path, ": cannot open for writing");
+  out << text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config, model, out_dir = "bench-out";
+  std::vector<std::string> sweeps;
+  PointSpec base;
+  bool quick = false;
+  CLI::App app{"afd-bench: sweep the AFD engine's CPU/GPU split (attention threads, micro-batches, batch, context, "
+               "FFN device) and report tokens/s, the step breakdown, overlap and % of the roofline bound computed "
+               "from ceilings measured at the start of the same run. Writes results.csv, results.json, one SVG "
+               "plot per swept key and Chrome traces of the best and worst point under --out."};
+  app.add_option("--config", config, "Runtime YAML (model.path or model.synthetic; runtime defaults).");
+  app.add_option("--model", model, "Checkpoint directory (instead of --config).");
+  app.add_option("--sweep", sweeps,
+                 "KEY=V1,V2,... over attn_threads, micro_batches, batch, context, ffn_device; several --sweep "
+                 "flags sweep their product. M = 1 is always added as the no-overlap baseline.");
+  app.add_option("--batch", base.batch, "Sequences decoding together (unless swept).");
+  app.add_option("--context", base.context, "Prompt length each sequence is prefilled to (unless swept).");
+  app.add_option("--warmup", base.warmup, "Decode steps run before measuring.");
+  app.add_option("--steps", base.steps, "Measured decode steps per point.");
+  app.add_option("--out", out_dir, "Directory for results.csv, results.json, *.svg, trace-*.json.");
+  app.add_flag("--quick", quick, "Small everything (the bundled tiny model by default): finishes in under a minute.");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    app::ModelSource src;
+    app::RuntimeOptions ro;
+    if (!config.empty()) {
+      const RunConfig rc = load_run_config(config);
+      src = {rc.model_path, rc.synthetic};
+      if (rc.ffn_device) ro.ffn_device = *rc.ffn_device;
+      if (rc.attn_threads) ro.attn_threads = *rc.attn_threads;
+      if (rc.micro_batches) ro.micro_batches = *rc.micro_batches;
+    }
+    if (!model.empty()) src = {model, std::nullopt};
+    if (src.dir.empty() && !src.synthetic) src.dir = AFD_DEFAULT_MODEL;
+    if (quick) {
+      if (!app.count("--batch")) base.batch = 4;
+      if (!app.count("--context")) base.context = 32;
+      if (!app.count("--warmup")) base.warmup = 1;
+      if (!app.count("--steps")) base.steps = 3;
+      if (sweeps.empty()) sweeps.push_back("micro_batches=1,2");
+    }
+    std::vector<Sweep> sw;
+    for (const auto& s : sweeps) sw.push_back(parse_sweep(s));
+    auto m = std::find_if(sw.begin(), sw.end(), [](const Sweep& s) { return s.key == "micro_batches"; });
+    if (m == sw.end()) sw.push_back({"micro_batches", {"1", std::to_string(ro.micro_batches)}});
+    else if (std::find(m->values.begin(), m->values.end(), "1") == m->values.end()) m->values.insert(m->values.begin(), "1");
+    for (auto& s : sw) s.values.erase(std::unique(s.values.begin(), s.values.end()), s.values.end());
+
+    std::filesystem::create_directories(out_dir);
+    std::fprintf(stderr, "afd-bench: measuring ceilings...\n");
+    const Ceilings ceil = measure_ceilings(quick, app::gpu_ffn_available());
+    std::fprintf(stderr,
+                 "ceilings: host read %.1f GB/s, CPU GEMM %.2f TFLOP/s (%s)%s\n", ceil.host_read_bw / 1e9,
+                 ceil.cpu_gemm_flops / 1e12, ceil.cpu_gemm_impl.c_str(),
+                 ceil.has_gpu ? (", HBM copy " + std::to_string(static_cast<int>(ceil.hbm_bw / 1e9)) + " GB/s, cuBLAS bf16 " +
+                                 std::to_string(static_cast<int>(ceil.gpu_gemm_flops / 1e12)) + " TFLOP/s, PCIe " +
+                                 std::to_string(static_cast<int>(ceil.pcie_bw / 1e9)) + " GB/s")
+                                    .c_str()
+                              : ", no GPU");
+    const auto weights = app::load_model(src, true);
+
+    // The points: the cartesian product of the sweeps, first key slowest.
+    std::vector<PointSpec> points(1, base);
+    points[0].ro = ro;
+    for (const Sweep& s : sw) {
+      std::vector<PointSpec> next;
+      for (const auto& p : points)
+        for (const auto& v : s.values) {
+          PointSpec q = p;
+          q.keys.emplace_back(s.key, v);
+          apply_key(q, s.key, v);
+          next.push_back(q);
+        }
+      points = next;
+    }
+    Progress bar("afd-bench", points.size());
+    std::vector<PointResult> results;
+    print_header(stdout, points.front());
+    for (const auto& p : points) {
+      results.push_back(run_point(weights, p, ceil));
+      print_row(stdout, p, results.back());
+      bar.add(1);
+    }
+    bar.finish();
+
+    write_file(out_dir + "/results.csv", results_csv(points, results));
+    write_file(out_dir + "/results.json", results_json(src.label(), ceil, points, results).dump(2));
+    for (const Sweep& s : sw) write_file(out_dir + "/" + s.key + ".svg", sweep_plot(src.label(), s.key, s.values, points, results));
+    write_traces(out_dir, results);
+    std::fprintf(stderr, "afd-bench: wrote %s/{results.csv,results.json,*.svg,trace-best.json,trace-worst.json}\n",
+                 out_dir.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "afd-bench: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,230 @@
+#include "bench/bench_point.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "bench/svg_plot.h"
+#include "model/memory_plan.h"
+#include "util/error.h"
+
+namespace afd::bench {
+
+namespace {
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+std::string key_label(const PointSpec& p, const std::string& skip) {
+  std::string s;
+  for (const auto& [k, v] : p.keys)
+    if (k != skip) s += (s.empty() ? "" : ", ") + k + "=" + v;
+  return s.empty() ? "afd" : s;
+}
+}  // namespace
+
+void apply_key(PointSpec& p, const std::string& key, const std::string& v) {
+  if (key == "attn_threads") p.ro.attn_threads = std::stoi(v);
+  else if (key == "micro_batches") p.ro.micro_batches = std::stoi(v);
+  else if (key == "batch") p.batch = std::stoi(v);
+  else if (key == "context") p.context = std::stoi(v);
+  else if (key == "ffn_device") p.ro.ffn_device = v;
+}
+
+PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSpec& spec, const Ceilings& c) {
+  const ModelConfig& cfg = w->cfg;
+  AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
+              " + ", spec.warmup + spec.steps + 2, " decode steps exceed the model's ", cfg.max_position_embeddings,
+              " positions");
+  PlanInputs in;
+  in.batch = spec.batch;
+  in.context = spec.context;
+  const MemoryPlan plan = plan_memory(cfg, in);
+  app::RuntimeOptions ro = spec.ro;
+  ro.max_batch = spec.batch;
+  ro.max_step_tokens = std::max(512, spec.batch);
+  ro.kv_block = 64;
+  const int64_t per_seq = ((spec.context + spec.warmup + spec.steps + 2 + 63) / 64) * 64;
+  ro.kv_pool_mb = (spec.batch * per_seq * plan.kv_bytes_per_token >> 20) + 2;
+  ro.show_progress = false;
+  ro.trace = true;
+  ro.trace_steps = 1 << 20;
+  auto eng = app::make_engine(w, ro);
+
+  PointResult r;
+  r.ffn = eng->ffn().name();
+  r.host_kv_mb = static_cast<double>(spec.batch) * spec.context * plan.kv_bytes_per_token / 1e6;
+  std::mt19937 rng(1234);
+  std::vector<int64_t> ids;
+  std::vector<char> started;  // by submission index: the sequence has its first token (its prefill is done)
+  int first_tokens = 0;
+  for (int b = 0; b < spec.batch; ++b) {
+    engine::GenRequest req;
+    for (int t = 0; t < spec.context; ++t) req.prompt.push_back(static_cast<int32_t>(rng() % cfg.vocab_size));
+    req.max_new_tokens = spec.warmup + spec.steps + 2;
+    req.ignore_eos = true;
+    ids.push_back(eng->submit(req, [&](int64_t id, int32_t t, engine::FinishReason) {
+      const size_t i = std::find(ids.begin(), ids.end(), id) - ids.begin();
+      if (t >= 0 && i < started.size() && !started[i]) {
+        started[i] = 1;
+        ++first_tokens;
+      }
+    }));
+  }
+  started.assign(ids.size(), 0);
+  // Prefill: until every sequence has its first token (early finishers' decode tokens ride along).
+  const auto t0 = engine::Clock::now();
+  while (first_tokens < spec.batch) AFD_CHECK(eng->step(), "the engine stopped before every prefill finished");
+  const double prefill_s = std::chrono::duration<double>(engine::Clock::now() - t0).count();
+  r.prefill_tok_s = spec.batch * static_cast<double>(spec.context) / prefill_s;
+  for (int i = 0; i < spec.warmup; ++i) eng->step();
+  std::vector<double> step_s;
+  double attn = 0, ffn = 0, overlap = 0;
+  const size_t first_measured = eng->traced_steps().size();
+  for (int i = 0; i < spec.steps; ++i) {
+    eng->step();
+    const engine::StepStats& st = eng->last_step();
+    step_s.push_back(st.step_s);
+    attn += st.attn_s;
+    ffn += st.ffn_s;
+    overlap += st.overlap();
+  }
+  eng->run_until_idle();
+  const auto& traced = eng->traced_steps();
+  r.trace.assign(traced.begin() + static_cast<long>(first_measured),
+                 traced.begin() + static_cast<long>(std::min(traced.size(), first_measured + spec.steps)));
+  const double med = median(step_s);
+  r.tpot_ms = med * 1e3;
+  r.step_min_ms = *std::min_element(step_s.begin(), step_s.end()) * 1e3;
+  r.step_max_ms = *std::max_element(step_s.begin(), step_s.end()) * 1e3;
+  r.decode_tok_s = spec.batch / med;
+  r.attn_ms = attn / spec.steps * 1e3;
+  r.ffn_ms = ffn / spec.steps * 1e3;
+  r.attn_idle_ms = std::max(0.0, r.tpot_ms - r.attn_ms);
+  r.ffn_idle_ms = std::max(0.0, r.tpot_ms - r.ffn_ms);
+  r.overlap = overlap / spec.steps;
+
+  // The roofline bound of this decode step from the ceilings measured in this run. Both sides on the CPU share its
+  // bandwidth and cores, so their times add; with the FFN on the GPU the slower side (or the link) bounds the step.
+  const bool gpu = r.ffn.rfind("gpu", 0) == 0 || r.ffn.find("GPU") != std::string::npos;
+  const double t_kv = plan.step_kv_bytes / c.host_read_bw, t_attn = plan.step_attn_flops / c.cpu_gemm_flops;
+  const double t_attn_side = std::max(t_kv, t_attn);
+  double t_ffn_side, t_xfer = 0;
+  if (gpu && c.has_gpu) {
+    t_ffn_side = std::max(plan.step_expert_bytes / c.hbm_bw, plan.step_expert_flops / c.gpu_gemm_flops);
+    t_xfer = plan.step_xfer_bytes / c.pcie_bw;
+  } else {
+    t_ffn_side = std::max(plan.step_expert_bytes / c.host_read_bw, plan.step_expert_flops / c.cpu_gemm_flops);
+  }
+  const double bound = gpu ? std::max({t_attn_side, t_ffn_side, t_xfer}) : t_attn_side + t_ffn_side;
+  r.bound_ms = bound * 1e3;
+  r.pct_of_bound = med > 0 ? 100.0 * bound / med : 0;
+  r.bound_by = gpu ? (bound == t_xfer ? "PCIe" : bound == t_ffn_side ? "GPU experts" : t_kv >= t_attn ? "host KV" : "CPU attention")
+                   : "CPU (attention + FFN)";
+  return r;
+}
+
+void print_header(std::FILE* f, const PointSpec& first) {
+  for (const auto& kv : first.keys) std::fprintf(f, "%-14s", kv.first.c_str());
+  std::fprintf(f, "%10s %9s %11s %9s %9s %8s %9s %8s  %s\n", "tok/s", "TPOT ms", "prefill t/s", "attn ms", "ffn ms",
+               "overlap", "bound ms", "% bound", "bound by");
+}
+
+void print_row(std::FILE* f, const PointSpec& p, const PointResult& r) {
+  for (const auto& kv : p.keys) std::fprintf(f, "%-14s", kv.second.c_str());
+  std::fprintf(f, "%10.1f %9.3f %11.1f %9.3f %9.3f %8.2f %9.3f %7.1f%%  %s\n", r.decode_tok_s, r.tpot_ms,
+               r.prefill_tok_s, r.attn_ms, r.ffn_ms, r.overlap, r.bound_ms, r.pct_of_bound, r.bound_by.c_str());
+  std::fflush(f);
+}
+
+std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<PointResult>& rs) {
+  std::ostringstream o;
+  for (const auto& kv : ps.front().keys) o << kv.first << ",";
+  o << "batch,context,ffn,decode_tok_s,tpot_ms,step_min_ms,step_max_ms,prefill_tok_s,attn_ms,ffn_ms,attn_idle_ms,"
+       "ffn_idle_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb\n";
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const auto& r = rs[i];
+    for (const auto& kv : ps[i].keys) o << kv.second << ",";
+    o << ps[i].batch << "," << ps[i].context << ",\"" << r.ffn << "\"," << r.decode_tok_s << "," << r.tpot_ms << ","
+      << r.step_min_ms << "," << r.step_max_ms << "," << r.prefill_tok_s << "," << r.attn_ms << "," << r.ffn_ms << ","
+      << r.attn_idle_ms << "," << r.ffn_idle_ms << "," << r.overlap << "," << r.bound_ms << "," << r.pct_of_bound
+      << ",\"" << r.bound_by << "\"," << r.host_kv_mb << "\n";
+  }
+  return o.str();
+}
+
+nlohmann::json results_json(const std::string& model, const Ceilings& c, const std::vector<PointSpec>& ps,
+                            const std::vector<PointResult>& rs) {
+  nlohmann::json j = {{"model", model},
+                      {"ceilings",
+                       {{"host_read_GBps", c.host_read_bw / 1e9},
+                        {"cpu_gemm_TFLOPs", c.cpu_gemm_flops / 1e12},
+                        {"cpu_gemm_impl", c.cpu_gemm_impl},
+                        {"gpu", c.has_gpu},
+                        {"hbm_copy_GBps", c.hbm_bw / 1e9},
+                        {"gpu_bf16_TFLOPs", c.gpu_gemm_flops / 1e12},
+                        {"pcie_h2d_GBps", c.pcie_bw / 1e9}}},
+                      {"baselines",
+                       {{"micro_batches_1", "included as points with micro_batches=1"},
+                        {"all_on_ffn_device", "not available: afd has no GPU attention lane yet"}}},
+                      {"points", nlohmann::json::array()}};
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const auto& r = rs[i];
+    nlohmann::json keys = nlohmann::json::object();
+    for (const auto& [k, v] : ps[i].keys) keys[k] = v;
+    j["points"].push_back({{"keys", keys},           {"batch", ps[i].batch},         {"context", ps[i].context},
+                           {"ffn", r.ffn},           {"decode_tok_s", r.decode_tok_s}, {"tpot_ms", r.tpot_ms},
+                           {"step_min_ms", r.step_min_ms}, {"step_max_ms", r.step_max_ms},
+                           {"prefill_tok_s", r.prefill_tok_s}, {"attn_ms", r.attn_ms}, {"ffn_ms", r.ffn_ms},
+                           {"attn_idle_ms", r.attn_idle_ms}, {"ffn_idle_ms", r.ffn_idle_ms}, {"overlap", r.overlap},
+                           {"bound_ms", r.bound_ms}, {"pct_of_bound", r.pct_of_bound}, {"bound_by", r.bound_by},
+                           {"host_kv_mb", r.host_kv_mb}});
+  }
+  return j;
+}
+
+std::string sweep_plot(const std::string& model, const std::string& key, const std::vector<std::string>& values,
+                       const std::vector<PointSpec>& ps, const std::vector<PointResult>& rs) {
+  // One series per combination of the other keys; the bound (tokens/s it allows) dashed, once per distinct curve.
+  std::map<std::string, Series> series, bounds;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    std::string v;
+    for (const auto& kv : ps[i].keys)
+      if (kv.first == key) v = kv.second;
+    const size_t x = std::find(values.begin(), values.end(), v) - values.begin();
+    if (x >= values.size()) continue;
+    const std::string name = key_label(ps[i], key);
+    auto& s = series[name];
+    s.name = name;
+    s.y.resize(values.size(), NAN);
+    s.y[x] = rs[i].decode_tok_s;
+    auto& b = bounds[name];
+    b.name = "bound (" + name + ")";
+    b.dashed = true;
+    b.y.resize(values.size(), NAN);
+    b.y[x] = rs[i].bound_ms > 0 ? ps[i].batch / (rs[i].bound_ms / 1e3) : NAN;
+  }
+  std::vector<Series> all;
+  for (auto& [n, s] : series) all.push_back(s);
+  std::vector<std::vector<double>> seen;
+  for (auto& [n, b] : bounds)
+    if (std::find(seen.begin(), seen.end(), b.y) == seen.end()) {
+      seen.push_back(b.y);
+      all.push_back(b);
+    }
+  return svg_line_plot("afd decode tokens/s vs " + key + " (" + model + ")", key, values, "decode tokens/s", all);
+}
+
+void write_traces(const std::string& dir, const std::vector<PointResult>& rs) {
+  if (rs.empty()) return;
+  auto best = std::max_element(rs.begin(), rs.end(),
+                               [](const PointResult& a, const PointResult& b) { return a.decode_tok_s < b.decode_tok_s; });
+  auto worst = std::min_element(rs.begin(), rs.end(),
+                                [](const PointResult& a, const PointResult& b) { return a.decode_tok_s < b.decode_tok_s; });
+  engine::write_chrome_trace(dir + "/trace-best.json", best->trace);
+  engine::write_chrome_trace(dir + "/trace-worst.json", worst->trace);
+}
+
+}  // namespace afd::bench
