@@ -10,7 +10,8 @@ namespace afd::engine {
 struct Pipeline::MicroBatch {
   std::vector<int> items;                       // indices into the step's items
   std::vector<int32_t> ids, slot, start, cached;
-  std::vector<uint16_t> x;                      // [tokens, hidden] bf16 residual stream
+  uint16_t* x = nullptr;                        // [tokens, hidden] bf16 residual stream, from ffn.alloc_host
+  size_t x_cap = 0;                             // elements x holds
   std::vector<uint16_t> rows;                   // gathered rows to sample
   std::vector<SamplingParams> params;
   std::vector<uint64_t> steps;
@@ -38,6 +39,8 @@ Pipeline::~Pipeline() {
   }
   cv_.notify_all();
   ffn_thread_.join();
+  for (auto& m : mbs_)
+    if (m.x) ffn_.free_host(m.x);
 }
 
 // Longest-processing-time split: sequences (kept whole) go to the micro-batch with the least cost so far. The cost
@@ -74,7 +77,12 @@ void Pipeline::split(const std::vector<StepItem>& items) {
       mb.cached.push_back(s.cached);
       mb.start.push_back(static_cast<int32_t>(mb.ids.size()));
     }
-    if (mb.x.size() < mb.ids.size() * h) mb.x.resize(mb.ids.size() * h);
+    const size_t need = mb.ids.size() * h;
+    if (mb.x_cap < need) {  // grow-only: after the largest step no allocation happens here again
+      if (mb.x) ffn_.free_host(mb.x);
+      mb.x = static_cast<uint16_t*>(ffn_.alloc_host(need * sizeof(uint16_t)));
+      mb.x_cap = need;
+    }
   }
 }
 
@@ -117,7 +125,7 @@ StepStats Pipeline::run(const std::vector<StepItem>& items, std::vector<int32_t>
   try {
     for (int m = 0; m < active_; ++m) {
       const auto b = Clock::now();
-      attn_.embed(mbs_[m].ids.data(), static_cast<int>(mbs_[m].ids.size()), mbs_[m].x.data());
+      attn_.embed(mbs_[m].ids.data(), static_cast<int>(mbs_[m].ids.size()), mbs_[m].x);
       span(SpanKind::kEmbed, m, 0, b);
     }
     for (int l = 0; l < layers; ++l) {
@@ -128,7 +136,7 @@ StepStats Pipeline::run(const std::vector<StepItem>& items, std::vector<int32_t>
           if (ffn_error_) break;
         }
         const auto b = Clock::now();
-        attn_.attn_half(l, mbs_[m].batch(), mbs_[m].x.data());
+        attn_.attn_half(l, mbs_[m].batch(), mbs_[m].x);
         span(SpanKind::kAttn, m, l, b);
         {
           std::lock_guard<std::mutex> lk(mu_);
@@ -185,7 +193,7 @@ void Pipeline::ffn_step() {
         if (abort_) return;
       }
       const auto b = Clock::now();
-      ffn_.ffn_half(l, mbs_[m].x.data(), static_cast<int>(mbs_[m].ids.size()));
+      ffn_.ffn_half(l, mbs_[m].x, static_cast<int>(mbs_[m].ids.size()));
       span(SpanKind::kFfn, m, l, b);
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -213,7 +221,7 @@ void Pipeline::head(MicroBatch& mb) {
   for (size_t j = 0; j < mb.items.size(); ++j) {
     const StepItem& it = items[mb.items[j]];
     Sequence& s = *it.seq;
-    const uint16_t* first = mb.x.data() + static_cast<size_t>(mb.start[j]) * h;
+    const uint16_t* first = mb.x + static_cast<size_t>(mb.start[j]) * h;
     if (s.req.all_logits || s.req.score_only) {
       const size_t old = s.logits.size();
       s.logits.resize(old + static_cast<size_t>(it.count) * V);

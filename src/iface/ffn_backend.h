@@ -31,6 +31,11 @@ class FfnBackend {
   // its own generator `step` (so a request is reproducible whatever else is in the batch). Only ids come back.
   virtual void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
                       int32_t* out_ids) = 0;
+
+  // Host memory for the activations that cross to this side: page-locked for a GPU backend (so copies are true
+  // async DMA), plain for the CPU one. The pipeline allocates its micro-batch buffers here once and reuses them.
+  virtual void* alloc_host(size_t bytes) { return ::operator new(bytes); }
+  virtual void free_host(void* p) { ::operator delete(p); }
 };
 
 }  // namespace afd
