@@ -1,3 +1,5 @@
+#include <atomic>
+
 #include "cuda/grouped_gemm.cuh"
 #include "cuda/mma_util.cuh"
 #include "util/error.h"
@@ -181,10 +183,14 @@ template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
 void launch(const GroupedGemmParams& p, cudaStream_t stream) {
   auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES>;
   constexpr int kSmem = STAGES * (BM + BN) * kBK * 2;
-  static bool configured = false;  // the attribute is per function; setting it once per process is enough
-  if (!configured) {
+  // The shared-memory limit is raised once per device (bit d of `configured`).
+  static std::atomic<uint64_t> configured{0};
+  int dev = 0;
+  AFD_CUDA_CHECK(cudaGetDevice(&dev));
+  const uint64_t bit = uint64_t{1} << (dev & 63);
+  if (!(configured.load() & bit)) {
     AFD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    configured = true;
+    configured.fetch_or(bit);
   }
   const dim3 grid((p.n + BN - 1) / BN, p.max_tiles);
   kernel<<<grid, WARPS_M * WARPS_N * 32, kSmem, stream>>>(p);

@@ -173,6 +173,16 @@ void GpuFfn::poison_workspace() {
   AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+void* GpuFfn::alloc_host(size_t bytes) {
+  void* p = nullptr;
+  AFD_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+
+void GpuFfn::free_host(void* p) {
+  if (p) AFD_CUDA_CHECK(cudaFreeHost(p));
+}
+
 void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
   const ModelConfig& c = w_->cfg;
   AFD_REQUIRE(layer >= 0 && layer < c.num_layers, "GpuFfn: layer ", layer, " out of range [0, ", c.num_layers, ")");

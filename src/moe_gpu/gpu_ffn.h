@@ -30,6 +30,9 @@ class GpuFfn : public FfnBackend {
   void logits(const uint16_t* x, int n, float* out) override;
   void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
               int32_t* out_ids) override;
+  // Page-locked host memory, so the copies in and out of ffn_half are true async DMA.
+  void* alloc_host(size_t bytes) override;
+  void free_host(void* p) override;
 
   // For tests and debugging: what the last MoE ffn_half routed (n rows), copied from the device.
   struct Routing {
