@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> sweeps;
   PointSpec base;
   bool quick = false;
+  int layers = 0;
   CLI::App app{"afd-bench: sweep the AFD engine's CPU/GPU split (attention threads, micro-batches, batch, context, "
                "FFN device) and report tokens/s, the step breakdown, overlap and % of the roofline bound computed "
                "from ceilings measured at the start of the same run. Writes results.csv, results.json, one SVG "
@@ -87,6 +88,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", base.warmup, "Decode steps run before measuring.");
   app.add_option("--steps", base.steps, "Measured decode steps per point.");
   app.add_option("--out", out_dir, "Directory for results.csv, results.json, *.svg, trace-*.json.");
+  app.add_option("--layers", layers,
+                 "Synthetic models only: use this many of the preset's layers (when memory demands it; reported).");
   app.add_flag("--quick", quick, "Small everything (the bundled tiny model by default): finishes in under a minute.");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -101,6 +104,11 @@ int main(int argc, char** argv) {
     }
     if (!model.empty()) src = {model, std::nullopt};
     if (src.dir.empty() && !src.synthetic) src.dir = AFD_DEFAULT_MODEL;
+    if (layers > 0) {
+      AFD_REQUIRE(src.synthetic.has_value(), "--layers applies to synthetic models only");
+      src.synthetic->layers = layers;
+      std::fprintf(stderr, "afd-bench: synthetic %s reduced to %d layers\n", src.synthetic->preset.c_str(), layers);
+    }
     if (quick) {
       if (!app.count("--batch")) base.batch = 4;
       if (!app.count("--context")) base.context = 32;
