@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs afd's tests on the GPU machine from a packed build (tools/pack-gpu.sh): first checks that a real NVIDIA GPU
 # is there, then the GPU-labelled tests, then the CPU tests on that host's CPU (AVX-512/AMX paths).
-# Usage (repository root on the GPU machine): tools/gpu-check.sh [ARCHIVE]
+# Usage (repository root on the GPU machine): [AFD_TESTS="afd_tests_gpu ..."] tools/gpu-check.sh [ARCHIVE]
 set -uo pipefail
 archive=${1:-.gpu/afd-gpu.tar.xz}
 root=$(pwd)
@@ -18,6 +18,8 @@ export AFD_SOURCE_DIR="$root" AFD_RUN_BIN="$work/afd/bin/afd-run" AFD_DEFAULT_MO
 grep -o -m1 -E 'avx512[a-z_0-9]*|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
 status=0
 tests="$work/afd/bin/afd_tests_gpu $(ls "$work"/afd/bin/afd_tests_* | grep -v '/afd_tests_gpu$')"
+# $AFD_TESTS (names, space-separated) narrows the set, e.g. to leave out suites needing files that do not travel.
+if [ -n "${AFD_TESTS:-}" ]; then tests=$(for t in $AFD_TESTS; do echo "$work/afd/bin/$t"; done); fi
 for t in $tests; do
   echo "== $(basename "$t")"
   "$t" 2>&1 | tail -n 30

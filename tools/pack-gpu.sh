@@ -10,7 +10,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/afd/bin" "$stage/afd/lib" "$(dirname "$archive")"
 bins=$(find "$build" -maxdepth 3 -type f -executable \( -name 'afd-*' -o -name 'afd_tests_*' -o -name 'afd_bench_*' \) ! -name '*.cmake')
-for b in $bins; do cp "$b" "$stage/afd/bin/"; done
+for b in $bins; do cp "$b" "$stage/afd/bin/" && strip --strip-debug "$stage/afd/bin/$(basename "$b")"; done
 # Shared libraries the GPU host may not have (glibc, libstdc++, libgcc and CUDA's own are there).
 for b in $bins; do
   ldd "$b" | awk '/=> \//{print $3}'
