@@ -21,6 +21,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "cpu/dnnl_linear.h"
 #include "attn_cpu/kv_cache.h"
 #include "attn_cpu/matmul.h"
 #include "attn_cpu/paged_attention.h"
@@ -97,7 +98,7 @@ double read_bandwidth(attn::ThreadPool& pool, int64_t bytes) {
 double gemm_rate(int m, int k, int n, std::string& impl, bool& bf16) {
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream s(eng);
-  bf16 = attn::onednn_has_bf16_matmul(eng);
+  bf16 = cpu::dnnl_has_bf16_matmul();
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   const dt t = bf16 ? dt::bf16 : dt::f32;
@@ -209,7 +210,7 @@ int main(int argc, char** argv) {
   }
   attn::ThreadPool pool(a.threads, true);
   std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d\n", a.threads,
-              cpu::isa_name(isa), attn::onednn_isa_name().c_str(), a.batch, a.ctx);
+              cpu::isa_name(isa), cpu::dnnl_isa_name().c_str(), a.batch, a.ctx);
 
   const double bw = read_bandwidth(pool, int64_t{1} << 30);
   std::printf("ceiling  host read bandwidth (%d threads, 1 GiB): %.1f GB/s\n", a.threads, bw);

@@ -10,8 +10,8 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <vector>
 
+#include "cpu/attn_buffer.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/attn_pack.h"
 
@@ -65,8 +65,8 @@ void transpose16(__m512i r[16]) {
 }
 
 struct Scratch {
-  std::vector<uint32_t> kp;  // [pairs padded to 16][t padded to 16]
-  std::vector<uint32_t> vp;  // [t pairs][dv padded to 16]
+  ScratchBuffer<uint32_t> kp;  // [pairs padded to 16][t padded to 16]
+  ScratchBuffer<uint32_t> vp;  // [t pairs][dv padded to 16]
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -211,8 +211,7 @@ void pack_v_pairs(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp,
 void qk_bf16_avx512(const QkParams& p) {
   Scratch& sc = scratch();
   const int p16 = round_up((p.d + 1) / 2, 16), t16 = round_up(p.nt, 16);
-  if (sc.kp.size() < static_cast<size_t>(p16) * t16) sc.kp.resize(static_cast<size_t>(p16) * t16);
-  uint32_t* kp = sc.kp.data();
+  uint32_t* kp = sc.kp.get(static_cast<size_t>(p16) * t16);
   pack_k_pairs(p.k, p.k_stride, p.nt, p.d, kp, t16);
   for (int tv = 0; tv < t16; tv += 32) {
     if (tv + 16 < t16)
@@ -225,8 +224,7 @@ void qk_bf16_avx512(const QkParams& p) {
 void pv_bf16_avx512(const PvParams& p) {
   Scratch& sc = scratch();
   const int tp = (p.nt + 1) / 2, c16 = round_up(p.dv, 16);
-  if (sc.vp.size() < static_cast<size_t>(tp) * c16 + 16) sc.vp.resize(static_cast<size_t>(tp) * c16 + 16);
-  uint32_t* vp = sc.vp.data();
+  uint32_t* vp = sc.vp.get(static_cast<size_t>(tp) * c16 + 16);
   pack_v_pairs(p.v, p.v_stride, p.nt, p.dv, vp, c16);
   for (int cv = 0; cv < c16; cv += 32) {
     if (cv + 16 < c16)

@@ -9,7 +9,9 @@
 
 namespace afd::cpu {
 
+namespace {  // internal linkage: each per-ISA file keeps its own copy
 inline int round_up16(int x) { return (x + 15) / 16 * 16; }
+}  // namespace
 
 // kp: [round_up16((d + 1) / 2)][t16] dwords, t16 = round_up16(nt).
 void pack_k_pairs(const uint16_t* k, int k_stride, int nt, int d, uint32_t* kp, int t16);

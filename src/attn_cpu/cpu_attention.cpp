@@ -1,5 +1,7 @@
 #include "attn_cpu/cpu_attention.h"
 
+#include "cpu/dnnl_linear.h"
+
 #include <sched.h>
 
 #include <algorithm>
@@ -58,9 +60,9 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
   const ModelConfig& c = w_->cfg;
   const int h = c.hidden_size, H = c.num_heads;
   rope_ = make_rope_table(c.rope, c.rope_dim);
-  const bool has_bf16 = onednn_has_bf16_matmul(eng_);
-  AFD_REQUIRE(opt.onednn_bf16 != 1 || has_bf16, "oneDNN has no bf16 matmul on this CPU (ISA ", onednn_isa_name(), ")");
-  bf16_ = opt.onednn_bf16 == -1 ? has_bf16 : opt.onednn_bf16 == 1;
+  AFD_REQUIRE(opt.onednn_bf16 != 1 || cpu::dnnl_has_bf16_matmul(), "oneDNN has no bf16 matmul on this CPU (ISA ",
+              cpu::dnnl_isa_name(), ")");
+  bf16_ = opt.onednn_bf16 == -1 ? cpu::dnnl_bf16_by_default() : opt.onednn_bf16 == 1;
   AFD_REQUIRE(opt.block_size > 0 && opt.block_size <= cpu::kMaxBlockRows, "KV block size must be in 1..",
               cpu::kMaxBlockRows, " (got ", opt.block_size, ")");
 
@@ -141,7 +143,7 @@ std::string CpuAttention::name() const {
 
 std::string CpuAttention::onednn_info() const {
   const Layer& L = *layers_.front();
-  std::string s = "isa=" + onednn_isa_name() + (bf16_ ? " weights=bf16" : " weights=f32") +
+  std::string s = "isa=" + cpu::dnnl_isa_name() + (bf16_ ? " weights=bf16" : " weights=f32") +
                   " in_proj=" + L.in_proj->impl() + " o_proj=" + L.o_proj->impl();
   if (L.uk) s += " uk=" + L.uk->impl() + " uv=" + L.uv->impl();
   return s;

@@ -3,8 +3,9 @@
 //
 // Layout of one block (block b holds positions [j*block_size, (j+1)*block_size) of the sequence whose table
 // has b at index j), for every layer l, at element offset (b * layers + l) * layer_block_elems():
-//   K section: [kv_heads][block_size][k_dim]  then  V section: [kv_heads][block_size][v_dim]
-// so the rows one (layer, kv head) reads in a block are contiguous with stride k_dim / v_dim.
+//   [kv_heads][ K: [block_size][k_dim] | V: [block_size][v_dim] ]
+// so everything one (layer, kv head) reads in a block is one contiguous run (K rows then V rows), which is what
+// a decode stream over the cache wants.
 // GQA: k_dim = v_dim = head_dim. MLA (absorbed, MODEL_SPEC 2.4): kv_heads = 1, k_dim = kv_lora + rope (the
 // normalised latent followed by the rotated k_pe), v_dim = 0: the values are the first kv_lora columns of K.
 // Storage is bf16 (KvDtype::kBf16). A quantised dtype would add per-(block, layer, head) scales after the V
@@ -55,12 +56,10 @@ class PagedKvCache : public KvManager {
 
   uint16_t* k_rows(int32_t block, int layer, int kv_head) const {
     return pool_.get() + (static_cast<int64_t>(block) * layout_.layers + layer) * layout_.layer_block_elems() +
-           static_cast<int64_t>(kv_head) * layout_.block_size * layout_.k_dim;
+           static_cast<int64_t>(kv_head) * layout_.block_size * (layout_.k_dim + layout_.v_dim);
   }
   uint16_t* v_rows(int32_t block, int layer, int kv_head) const {
-    return pool_.get() + (static_cast<int64_t>(block) * layout_.layers + layer) * layout_.layer_block_elems() +
-           static_cast<int64_t>(layout_.kv_heads) * layout_.block_size * layout_.k_dim +
-           static_cast<int64_t>(kv_head) * layout_.block_size * layout_.v_dim;
+    return k_rows(block, layer, kv_head) + static_cast<int64_t>(layout_.block_size) * layout_.k_dim;
   }
 
   // Sets every element of the pool to `bits` (tests fill it with NaN so reads of unwritten rows show up).

@@ -8,29 +8,6 @@ namespace afd::attn {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-bool onednn_has_bf16_matmul(const dnnl::engine& eng) {
-  try {
-    const dnnl::memory::desc a({16, 64}, dt::bf16, tag::ab), b({64, 64}, dt::bf16, tag::ab), c({16, 64}, dt::f32, tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), eng);
-    return true;
-  } catch (const dnnl::error&) {
-    return false;
-  }
-}
-
-std::string onednn_isa_name() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
-  }
-}
 
 dnnl::memory::desc Matmul::act_desc(int64_t m, int64_t cols, dt type) const {
   if (batch_ == 1) return dnnl::memory::desc({m, cols}, type, tag::ab);

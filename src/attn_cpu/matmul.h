@@ -21,7 +21,7 @@ std::string onednn_isa_name();
 
 class Matmul {
  public:
-  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs onednn_has_bf16_matmul).
+  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul).
   Matmul(const dnnl::engine& eng, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16);
 
   // x: [batch][m][k] bf16 bits; y: [batch][m][n] f32.

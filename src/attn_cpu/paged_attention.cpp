@@ -104,8 +104,8 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     // prefetcher stops at each 4 KiB page, and a block is a few pages).
     if (t0 + nt < it.kv_end) {
       const int nb = table[(t0 + nt) / bs], nn = std::min(bs, it.kv_end - t0 - nt);
-      prefetch_rows(cache_.k_rows(nb, p.layer, it.kv_head), static_cast<int64_t>(nn) * lay.k_dim);
-      if (!p.v_in_k) prefetch_rows(cache_.v_rows(nb, p.layer, it.kv_head), static_cast<int64_t>(nn) * lay.v_dim);
+      const int64_t run = p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
+      prefetch_rows(cache_.k_rows(nb, p.layer, it.kv_head), run);  // K rows, then (GQA) the V rows after them
     }
     kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
     // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r

@@ -35,7 +35,7 @@ struct AttnCoreParams {
 
 class PagedAttention {
  public:
-  static constexpr int kMaxRows = 64;  // query rows per work item (the tile)
+  static constexpr int kMaxRows = 128;  // query rows per work item (the tile): all 128 MLA heads of a token
 
   // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
   PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk);

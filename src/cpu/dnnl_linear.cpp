@@ -41,6 +41,10 @@ bool dnnl_has_bf16_matmul() {
   return ok;
 }
 
+bool dnnl_bf16_by_default() {
+  return dnnl_has_bf16_matmul() && dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx;
+}
+
 std::string dnnl_isa_name() {
   switch (dnnl::get_effective_cpu_isa()) {
     case dnnl::cpu_isa::sse41: return "sse41";
@@ -66,7 +70,7 @@ DnnlLinear::DnnlLinear(const std::vector<uint16_t>& w, const std::vector<uint16_
                        LinearPrecision p)
     : impl_(std::make_unique<Impl>()), out_(out), in_(in) {
   AFD_CHECK(w.size() == static_cast<size_t>(out) * in, "weight size ", w.size(), " != ", out, "x", in);
-  bf16_ = p == LinearPrecision::kBf16 || (p == LinearPrecision::kAuto && dnnl_has_bf16_matmul());
+  bf16_ = p == LinearPrecision::kBf16 || (p == LinearPrecision::kAuto && dnnl_bf16_by_default());
   AFD_REQUIRE(!bf16_ || dnnl_has_bf16_matmul(), "oneDNN has no bf16 matmul on this CPU (", dnnl_isa_name(), ")");
   if (bf16_) {
     impl_->w_bf16 = w;

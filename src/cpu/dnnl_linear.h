@@ -17,6 +17,11 @@ namespace afd::cpu {
 
 // True when oneDNN can create a bf16 x bf16 -> f32 matmul on this CPU.
 bool dnnl_has_bf16_matmul();
+// Whether the fast paths use bf16 weights by default: only where oneDNN runs bf16 on AMX. Measured on the demo
+// model's perplexity (ref 7.9175): AMX bf16 (brgemm) 7.9204, like transformers' bf16 7.9207; oneDNN 2.6's bf16
+// gemm:jit on an AVX-512 BF16 CPU without AMX 7.9504 (+0.42%), f32 weights there 7.9181. Without AMX the bf16
+// path is also not faster (MACHINES.md: 0.6 vs 4.6-6.9 TFLOP/s), so f32 weights it is.
+bool dnnl_bf16_by_default();
 // oneDNN's effective ISA, e.g. "avx2", "avx512_core_amx".
 std::string dnnl_isa_name();
 

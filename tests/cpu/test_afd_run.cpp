@@ -259,3 +259,18 @@ TEST_CASE("afd-run --dry-run prints the memory plan of the full-size configs wit
   REQUIRE(text.status == 0);
   CHECK_THAT(text.out, Contains("memory plan: qwen3_moe, 48 of 48 layers") && Contains("bound"));
 }
+
+TEST_CASE("afd-run --perplexity through the AFD engine (CPU FFN) is within 0.1% of the reference, M = 1 and 2", "[afd-run][slow]") {
+  const std::string dir = test::fixture_model("pystdlib-moe");
+  const double want = json::parse(std::ifstream(dir + "/ppl_ref.json"))["ppl_float32"].get<double>();
+  for (int M : {1, 2}) {
+    INFO("M=" << M);
+    const auto r = run_afd("--model " + dir + " --ffn-device cpu --micro-batches " + std::to_string(M) +
+                           " --perplexity " + dir + "/eval.txt --json");
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(j["predicted_tokens"] == 32704);
+    CHECK(std::abs(j["perplexity"].get<double>() - want) / want < 1e-3);
+  }
+}

@@ -169,7 +169,7 @@ TEST_CASE("pipeline delivers every row to its own micro-batch and layer, for M =
   }
 }
 
-TEST_CASE("two micro-batches overlap the two sides; one does not", "[pipeline]") {
+TEST_CASE("two micro-batches overlap the two sides, one does not", "[pipeline]") {
   const Run one = run(1, 2000, 4), two = run(2, 2000, 4);
   INFO("overlap M=1 " << one.overlap << ", M=2 " << two.overlap);
   CHECK(one.errors == 0);
