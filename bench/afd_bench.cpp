@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "app/engine_factory.h"
+#include "app/openmp_policy.h"
 #include "bench/bench_point.h"
 #include "bench/ceilings.h"
 #include "bench/svg_plot.h"
@@ -69,6 +70,7 @@ void write_file(const std::string& path, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  app::prefer_passive_openmp(argv);
   std::string config, model, out_dir = "bench-out";
   std::vector<std::string> sweeps;
   PointSpec base;

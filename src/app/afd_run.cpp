@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "app/openmp_policy.h"
 #include "app/run_options.h"
 #include "model/run_config.h"
 #include "util/error.h"
@@ -40,6 +41,7 @@ void apply_config(const std::string& path, const CLI::App& app, afd::app::RunOpt
 }  // namespace
 
 int main(int argc, char** argv) {
+  afd::app::prefer_passive_openmp(argv);
   afd::app::RunOptions o;
   o.model = default_model();
   std::string config;

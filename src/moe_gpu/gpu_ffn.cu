@@ -123,6 +123,11 @@ GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
   const ModelConfig& c = w_->cfg;
   AFD_REQUIRE(c.hidden_size % 8 == 0 && c.vocab_size % 8 == 0, "GpuFfn: hidden size ", c.hidden_size,
               " and vocabulary ", c.vocab_size, " must be multiples of 8");
+  // The FFN driver thread waits on the GPU at every layer: let it sleep rather than spin on a core, since the CPU
+  // is the side afd is short of. Harmless if a context with other flags already exists (then it keeps those).
+  if (device >= 0 && device < device_count() && cudaSetDevice(device) == cudaSuccess &&
+      cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess)
+    (void)cudaGetLastError();
   const DeviceInfo info = device_info(device);  // selects the device
 
   DeviceArena plan_w, plan_ws;
