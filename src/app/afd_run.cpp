@@ -5,6 +5,7 @@
 
 #include "app/openmp_policy.h"
 #include "app/run_options.h"
+#include "app/runtime_flags.h"
 #include "model/run_config.h"
 #include "util/error.h"
 
@@ -28,14 +29,8 @@ void apply_config(const std::string& path, const CLI::App& app, afd::app::RunOpt
   if (!app.count("--top-k") && rc.top_k) o.sampling.top_k = *rc.top_k;
   if (!app.count("--top-p") && rc.top_p) o.sampling.top_p = *rc.top_p;
   if (!app.count("--seed") && rc.seed) o.sampling.seed = *rc.seed;
-  afd::app::RuntimeOptions& r = o.runtime;
-  if (!app.count("--ffn-device") && rc.ffn_device) r.ffn_device = *rc.ffn_device;
-  if (!app.count("--attn-threads") && rc.attn_threads) r.attn_threads = *rc.attn_threads;
-  if (!app.count("--micro-batches") && rc.micro_batches) r.micro_batches = *rc.micro_batches;
-  if (!app.count("--max-batch") && rc.max_batch) r.max_batch = *rc.max_batch;
-  if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
-  if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
-  if (!app.count("--gpus") && rc.gpus) r.gpus = *rc.gpus;
+  afd::app::apply_runtime_config(rc, app, o.runtime);
+  if (!app.count("--gpus") && rc.gpus) o.runtime.gpus = *rc.gpus;
 }
 
 }  // namespace
@@ -56,15 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--engine", o.engine,
                  "Engine: 'afd' (attention on CPU threads, FFN on the GPU or CPU, pipelined micro-batches) or "
                  "'reference' (float32 oracle forward, one prompt, CPU only).");
-  afd::app::RuntimeOptions& r = o.runtime;
-  app.add_option("--ffn-device", r.ffn_device, "Where the FFN side runs: gpu, cpu, or auto (gpu when present).");
-  app.add_option("--gpu", r.gpu, "GPU index for the FFN side.");
-  app.add_option("--attn-threads", r.attn_threads, "Attention worker threads; 0 = every CPU this process may use.");
-  app.add_option("--micro-batches", r.micro_batches, "Micro-batches M per step (1 = no overlap), 1..16.");
-  app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
-  app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
-  app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
-  app.add_option("--gpus", r.gpus, "GPUs the routed experts are spread over (for --dry-run's plan).");
+  afd::app::add_runtime_flags(app, o.runtime);
+  app.add_option("--gpus", o.runtime.gpus, "GPUs the routed experts are spread over (for --dry-run's plan).");
   app.add_flag("--dry-run", o.dry_run,
                "Print the memory plan (host weights and KV capacity, weights per GPU, the decode-step bound at "
                "--max-batch and --context) and exit without loading or allocating anything.");

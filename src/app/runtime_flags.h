@@ -1,0 +1,31 @@
+// The runtime flags the command-line programs share (afd-run, afd-serve), and how a YAML config's runtime section
+// fills in what the command line left unset (flags given explicitly always win).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "app/engine_factory.h"
+#include "model/run_config.h"
+
+namespace afd::app {
+
+inline void add_runtime_flags(CLI::App& app, RuntimeOptions& r) {
+  app.add_option("--ffn-device", r.ffn_device, "Where the FFN side runs: gpu, cpu, or auto (gpu when present).");
+  app.add_option("--gpu", r.gpu, "GPU index for the FFN side.");
+  app.add_option("--attn-threads", r.attn_threads, "Attention worker threads; 0 = every CPU this process may use.");
+  app.add_option("--micro-batches", r.micro_batches, "Micro-batches M per step (1 = no overlap), 1..16.");
+  app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
+  app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
+  app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
+}
+
+inline void apply_runtime_config(const RunConfig& rc, const CLI::App& app, RuntimeOptions& r) {
+  if (!app.count("--ffn-device") && rc.ffn_device) r.ffn_device = *rc.ffn_device;
+  if (!app.count("--attn-threads") && rc.attn_threads) r.attn_threads = *rc.attn_threads;
+  if (!app.count("--micro-batches") && rc.micro_batches) r.micro_batches = *rc.micro_batches;
+  if (!app.count("--max-batch") && rc.max_batch) r.max_batch = *rc.max_batch;
+  if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
+  if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
+}
+
+}  // namespace afd::app
