@@ -45,6 +45,10 @@ class Engine {
   // Finished sequences (tokens, finish reason, logits when asked), in the order they finished; moved out.
   std::vector<std::unique_ptr<Sequence>> take_finished();
 
+  // Scheduler queue sizes; read them on the thread that runs step().
+  size_t waiting() const { return sched_.waiting(); }
+  size_t running() const { return sched_.running(); }
+
   const StatsTotals& totals() const { return totals_; }
   const StepStats& last_step() const { return last_; }
   const std::vector<StepStats>& traced_steps() const { return traced_; }

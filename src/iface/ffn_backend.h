@@ -32,6 +32,9 @@ class FfnBackend {
   virtual void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
                       int32_t* out_ids) = 0;
 
+  // Accelerator memory this side holds (weights + workspace), for memory reports; 0 for a CPU backend.
+  virtual int64_t device_memory_bytes() const { return 0; }
+
   // Host memory for the activations that cross to this side: page-locked for a GPU backend (so copies are true
   // async DMA), plain for the CPU one. The pipeline allocates its micro-batch buffers here once and reuses them.
   virtual void* alloc_host(size_t bytes) { return ::operator new(bytes); }

@@ -30,6 +30,7 @@ class GpuFfn : public FfnBackend {
   void logits(const uint16_t* x, int n, float* out) override;
   void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
               int32_t* out_ids) override;
+  int64_t device_memory_bytes() const override { return static_cast<int64_t>(weight_bytes() + workspace_bytes()); }
   // Page-locked host memory, so the copies in and out of ffn_half are true async DMA.
   void* alloc_host(size_t bytes) override;
   void free_host(void* p) override;

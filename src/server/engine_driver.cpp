@@ -80,9 +80,10 @@ void EngineDriver::publish() {
   const engine::StatsTotals& t = eng_->totals();
   KvManager& kv = eng_->attn().kv();
   stats_.in_flight = in_flight_;
-  stats_.running = in_flight_ > 0 ? s.sequences : 0;
+  stats_.running = static_cast<int64_t>(eng_->running());  // admitted to the scheduler (holding KV)
   stats_.waiting = stats_.in_flight > stats_.running ? stats_.in_flight - stats_.running : 0;
   stats_.kv_blocks_used = kv.total_blocks() - kv.free_blocks();
+  stats_.gpu_memory_bytes = eng_->ffn().device_memory_bytes();
   stats_.steps = t.steps;
   stats_.tokens = t.tokens;
   stats_.last_step_s = s.step_s;

@@ -36,7 +36,8 @@ using EventFn = std::function<void(const TokenEvent&)>;
 struct DriverStats {
   int64_t in_flight = 0;        // submitted, not finished
   int64_t running = 0;          // sequences in the last step
-  int64_t waiting = 0;          // in_flight - running (queued or between steps)
+  int64_t waiting = 0;          // in_flight - running: submitted, not yet admitted by the scheduler
+  int64_t gpu_memory_bytes = 0; // what the FFN side holds on its GPU (0 for the CPU FFN)
   int64_t kv_blocks_used = 0, kv_blocks_total = 0;
   int64_t steps = 0, tokens = 0;  // totals
   double last_step_s = 0, step_s_total = 0, last_overlap = 0, overlap_total = 0;

@@ -44,8 +44,9 @@ std::string render_metrics(const HttpCounters& http, const DriverStats& e) {
   metric(os, "afd_engine_steps_total", "counter", "Engine steps.", static_cast<double>(e.steps));
   metric(os, "afd_requests_in_flight", "gauge", "Requests submitted to the engine and not finished.",
          static_cast<double>(e.in_flight));
-  metric(os, "afd_running_sequences", "gauge", "Sequences in the engine's last step.", static_cast<double>(e.running));
-  metric(os, "afd_queue_depth", "gauge", "Requests in flight that were not in the last step.",
+  metric(os, "afd_running_sequences", "gauge", "Sequences admitted by the scheduler (holding KV blocks).",
+         static_cast<double>(e.running));
+  metric(os, "afd_queue_depth", "gauge", "Requests submitted and not yet admitted by the scheduler.",
          static_cast<double>(e.waiting));
   metric(os, "afd_requests_cancelled_total", "counter", "Engine requests ended by cancellation.",
          static_cast<double>(e.cancelled));
@@ -57,6 +58,8 @@ std::string render_metrics(const HttpCounters& http, const DriverStats& e) {
   metric(os, "afd_overlap_last_step", "gauge", "Overlap of the last step.", e.last_overlap);
   metric(os, "afd_kv_blocks_used", "gauge", "KV-cache blocks held by sequences.", static_cast<double>(e.kv_blocks_used));
   metric(os, "afd_kv_blocks_total", "gauge", "KV-cache blocks in the pool.", static_cast<double>(e.kv_blocks_total));
+  metric(os, "afd_gpu_memory_bytes", "gauge", "GPU memory the FFN side holds (weights and workspace; 0 on the CPU FFN).",
+         static_cast<double>(e.gpu_memory_bytes));
   return os.str();
 }
 

@@ -62,9 +62,12 @@ TEST_CASE("afd-serve: health, models and metrics", "[server]") {
   CHECK(code == 200);
   for (const char* name : {"afd_http_requests_total{status=\"2xx\"}", "afd_completion_tokens_total",
                            "afd_queue_depth", "afd_running_sequences", "afd_step_seconds", "afd_overlap",
-                           "afd_kv_blocks_used", "afd_kv_blocks_total"})
+                           "afd_kv_blocks_used", "afd_kv_blocks_total", "afd_gpu_memory_bytes"})
     CHECK(metrics.find(name) != std::string::npos);
   CHECK(srv.metric("afd_kv_blocks_total") > 0);
+  CHECK(srv.metric("afd_gpu_memory_bytes") == 0);  // the CPU FFN holds no GPU memory
+  CHECK(srv.metric("afd_queue_depth") == 0);
+  CHECK(srv.metric("afd_running_sequences") == 0);
 }
 
 TEST_CASE("afd-serve: greedy completions equal afd-run, streamed and not", "[server]") {
