@@ -152,6 +152,7 @@ int run_engine_generate(const RunOptions& o) {
     }
   }
   if (stream) std::printf("\n");
+  std::fflush(stdout);  // everything on stdout before the summary on stderr
   if (!o.json)
     std::fprintf(stderr, "afd-run: %s | %s | %zu requests, %lld tokens in %.3f s, %.1f tok/s\n",
                  eng->attn().name().c_str(), eng->ffn().name().c_str(), reqs.size(),

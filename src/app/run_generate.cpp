@@ -87,6 +87,7 @@ int run_generate(const RunOptions& o) {
     std::cout << j.dump() << std::endl;
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // before the summary on stderr
     std::fprintf(stderr, "afd-run: %s, %d prompt tokens, %zu generated (%s) in %.3f s, %.1f tok/s\n",
                  cfg.arch_name(), T, out.size(), finish.c_str(), decode_s, tps);
   }
