@@ -152,11 +152,35 @@ int main(int argc, char** argv) {
         }
       points = next;
     }
+    // Backends are built once per attention thread count and per FFN device, sized for the largest point, so a sweep
+    // places the weights (on the GPU: uploads them) once rather than per point.
+    app::RuntimeOptions sizing = point_runtime(weights->cfg, points.front());
+    for (const auto& p : points) {
+      const app::RuntimeOptions r = point_runtime(weights->cfg, p);
+      sizing.max_batch = std::max(sizing.max_batch, r.max_batch);
+      sizing.max_step_tokens = std::max(sizing.max_step_tokens, r.max_step_tokens);
+      sizing.kv_pool_mb = std::max(sizing.kv_pool_mb, r.kv_pool_mb);
+    }
+    std::map<int, std::shared_ptr<AttnBackend>> attn_by_threads;
+    std::map<std::string, std::shared_ptr<FfnBackend>> ffn_by_device;
+    auto backends_for = [&](const PointSpec& p) {
+      app::RuntimeOptions r = sizing;
+      r.attn_threads = p.ro.attn_threads;
+      r.ffn_device = p.ro.ffn_device;
+      auto& a = attn_by_threads[r.attn_threads];
+      auto& f = ffn_by_device[r.ffn_device];
+      if (!a || !f) {
+        app::Backends made = app::make_backends(weights, r);  // builds both; keep what is missing
+        if (!a) a = made.attn;
+        if (!f) f = made.ffn;
+      }
+      return app::Backends{a, f};
+    };
     Progress bar("afd-bench", points.size());
     std::vector<PointResult> results;
     print_header(stdout, points.front());
     for (const auto& p : points) {
-      results.push_back(run_point(weights, p, ceil));
+      results.push_back(run_point(backends_for(p), p, ceil));
       print_row(stdout, p, results.back());
       bar.add(1);
     }

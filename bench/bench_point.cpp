@@ -33,11 +33,7 @@ void apply_key(PointSpec& p, const std::string& key, const std::string& v) {
   else if (key == "ffn_device") p.ro.ffn_device = v;
 }
 
-PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSpec& spec, const Ceilings& c) {
-  const ModelConfig& cfg = w->cfg;
-  AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
-              " + ", spec.warmup + spec.steps + 2, " decode steps exceed the model's ", cfg.max_position_embeddings,
-              " positions");
+app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec) {
   PlanInputs in;
   in.batch = spec.batch;
   in.context = spec.context;
@@ -51,7 +47,19 @@ PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSp
   ro.show_progress = false;
   ro.trace = true;
   ro.trace_steps = 1 << 20;
-  auto eng = app::make_engine(w, ro);
+  return ro;
+}
+
+PointResult run_point(const app::Backends& backends, const PointSpec& spec, const Ceilings& c) {
+  const ModelConfig& cfg = backends.attn->config();
+  AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
+              " + ", spec.warmup + spec.steps + 2, " decode steps exceed the model's ", cfg.max_position_embeddings,
+              " positions");
+  PlanInputs in;
+  in.batch = spec.batch;
+  in.context = spec.context;
+  const MemoryPlan plan = plan_memory(cfg, in);
+  auto eng = app::make_engine(backends, point_runtime(cfg, spec));
 
   PointResult r;
   r.ffn = eng->ffn().name();
@@ -81,7 +89,7 @@ PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSp
   r.prefill_tok_s = spec.batch * static_cast<double>(spec.context) / prefill_s;
   for (int i = 0; i < spec.warmup; ++i) eng->step();
   std::vector<double> step_s;
-  double attn = 0, ffn = 0, overlap = 0;
+  double attn = 0, ffn = 0, overlap = 0, xfer = 0;
   const size_t first_measured = eng->traced_steps().size();
   for (int i = 0; i < spec.steps; ++i) {
     eng->step();
@@ -89,6 +97,7 @@ PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSp
     step_s.push_back(st.step_s);
     attn += st.attn_s;
     ffn += st.ffn_s;
+    xfer += st.xfer_s;
     overlap += st.overlap();
   }
   eng->run_until_idle();
@@ -102,6 +111,7 @@ PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSp
   r.decode_tok_s = spec.batch / med;
   r.attn_ms = attn / spec.steps * 1e3;
   r.ffn_ms = ffn / spec.steps * 1e3;
+  r.xfer_ms = xfer / spec.steps * 1e3;
   r.attn_idle_ms = std::max(0.0, r.tpot_ms - r.attn_ms);
   r.ffn_idle_ms = std::max(0.0, r.tpot_ms - r.ffn_ms);
   r.overlap = overlap / spec.steps;
@@ -128,14 +138,15 @@ PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSp
 
 void print_header(std::FILE* f, const PointSpec& first) {
   for (const auto& kv : first.keys) std::fprintf(f, "%-14s", kv.first.c_str());
-  std::fprintf(f, "%10s %9s %11s %9s %9s %8s %9s %8s  %s\n", "tok/s", "TPOT ms", "prefill t/s", "attn ms", "ffn ms",
-               "overlap", "bound ms", "% bound", "bound by");
+  std::fprintf(f, "%10s %9s %11s %9s %9s %8s %8s %9s %8s  %s\n", "tok/s", "TPOT ms", "prefill t/s", "attn ms",
+               "ffn ms", "xfer ms", "overlap", "bound ms", "% bound", "bound by");
 }
 
 void print_row(std::FILE* f, const PointSpec& p, const PointResult& r) {
   for (const auto& kv : p.keys) std::fprintf(f, "%-14s", kv.second.c_str());
-  std::fprintf(f, "%10.1f %9.3f %11.1f %9.3f %9.3f %8.2f %9.3f %7.1f%%  %s\n", r.decode_tok_s, r.tpot_ms,
-               r.prefill_tok_s, r.attn_ms, r.ffn_ms, r.overlap, r.bound_ms, r.pct_of_bound, r.bound_by.c_str());
+  std::fprintf(f, "%10.1f %9.3f %11.1f %9.3f %9.3f %8.3f %8.2f %9.3f %7.1f%%  %s\n", r.decode_tok_s, r.tpot_ms,
+               r.prefill_tok_s, r.attn_ms, r.ffn_ms, r.xfer_ms, r.overlap, r.bound_ms, r.pct_of_bound,
+               r.bound_by.c_str());
   std::fflush(f);
 }
 
@@ -143,13 +154,13 @@ std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<Poin
   std::ostringstream o;
   for (const auto& kv : ps.front().keys) o << kv.first << ",";
   o << "batch,context,ffn,decode_tok_s,tpot_ms,step_min_ms,step_max_ms,prefill_tok_s,attn_ms,ffn_ms,attn_idle_ms,"
-       "ffn_idle_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb\n";
+       "ffn_idle_ms,xfer_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb\n";
   for (size_t i = 0; i < ps.size(); ++i) {
     const auto& r = rs[i];
     for (const auto& kv : ps[i].keys) o << kv.second << ",";
     o << ps[i].batch << "," << ps[i].context << ",\"" << r.ffn << "\"," << r.decode_tok_s << "," << r.tpot_ms << ","
       << r.step_min_ms << "," << r.step_max_ms << "," << r.prefill_tok_s << "," << r.attn_ms << "," << r.ffn_ms << ","
-      << r.attn_idle_ms << "," << r.ffn_idle_ms << "," << r.overlap << "," << r.bound_ms << "," << r.pct_of_bound
+      << r.attn_idle_ms << "," << r.ffn_idle_ms << "," << r.xfer_ms << "," << r.overlap << "," << r.bound_ms << "," << r.pct_of_bound
       << ",\"" << r.bound_by << "\"," << r.host_kv_mb << "\n";
   }
   return o.str();
@@ -178,7 +189,7 @@ nlohmann::json results_json(const std::string& model, const Ceilings& c, const s
                            {"ffn", r.ffn},           {"decode_tok_s", r.decode_tok_s}, {"tpot_ms", r.tpot_ms},
                            {"step_min_ms", r.step_min_ms}, {"step_max_ms", r.step_max_ms},
                            {"prefill_tok_s", r.prefill_tok_s}, {"attn_ms", r.attn_ms}, {"ffn_ms", r.ffn_ms},
-                           {"attn_idle_ms", r.attn_idle_ms}, {"ffn_idle_ms", r.ffn_idle_ms}, {"overlap", r.overlap},
+                           {"attn_idle_ms", r.attn_idle_ms}, {"ffn_idle_ms", r.ffn_idle_ms}, {"xfer_ms", r.xfer_ms}, {"overlap", r.overlap},
                            {"bound_ms", r.bound_ms}, {"pct_of_bound", r.pct_of_bound}, {"bound_by", r.bound_by},
                            {"host_kv_mb", r.host_kv_mb}});
   }

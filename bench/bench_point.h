@@ -24,6 +24,7 @@ struct PointResult {
   std::string ffn;                 // the FFN backend that ran
   double decode_tok_s = 0, tpot_ms = 0, step_min_ms = 0, step_max_ms = 0, prefill_tok_s = 0;
   double attn_ms = 0, ffn_ms = 0, attn_idle_ms = 0, ffn_idle_ms = 0, overlap = 0;
+  double xfer_ms = 0;  // activations moved between the sides per step (device-timed; 0 on the CPU FFN)
   double bound_ms = 0, pct_of_bound = 0;
   std::string bound_by;
   double host_kv_mb = 0;
@@ -31,7 +32,10 @@ struct PointResult {
 };
 
 void apply_key(PointSpec& p, const std::string& key, const std::string& value);
-PointResult run_point(const std::shared_ptr<const Bf16Weights>& w, const PointSpec& p, const Ceilings& c);
+// The runtime options a point runs with (batch, step tokens, a KV pool that holds its sequences, tracing).
+app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& p);
+// Runs a point on backends built for it or for a larger one (KV pool and FFN token capacity at least the point's).
+PointResult run_point(const app::Backends& backends, const PointSpec& p, const Ceilings& c);
 
 void print_header(std::FILE* f, const PointSpec& first);
 void print_row(std::FILE* f, const PointSpec& p, const PointResult& r);

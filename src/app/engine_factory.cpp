@@ -2,6 +2,7 @@
 
 #include "attn_cpu/cpu_attention.h"
 #include "moe_gpu/cpu_ffn.h"
+#include "transport/remote_ffn.h"
 #include "util/error.h"
 #if AFD_HAVE_GPU_FFN
 #include "moe_gpu/device.h"
@@ -32,12 +33,22 @@ std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool sho
 
 std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
   check_ffn_device(o);
-  return make_engine(load_model(model, o.show_progress), o);
+  if (o.ffn_remote.empty()) return make_engine(load_model(model, o.show_progress), o);
+  // The FFN side runs in afd-ffn-server: this process needs only the embeddings and the attention weights.
+  const unsigned parts = kWeightsEmbed | kWeightsAttn;
+  return make_engine(model.synthetic ? make_synthetic_weights(*model.synthetic, parts, o.show_progress)
+                                     : load_weights<uint16_t>(model.dir, parts, o.show_progress),
+                     o);
 }
 
 std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
+  return make_engine(make_backends(std::move(w), o), o);
+}
+
+Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
   check_ffn_device(o);
-  const bool gpu = o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available());
+  const bool gpu =
+      o.ffn_remote.empty() && (o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available()));
   AFD_REQUIRE(!gpu || gpu_ffn_available(), "--ffn-device gpu: ",
 #if AFD_HAVE_GPU_FFN
               "no GPU is visible to this process"
@@ -45,31 +56,34 @@ std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w
               "this build has no CUDA (configure where nvcc is found)"
 #endif
   );
-  const ModelConfig& c = w->cfg;
-
   attn::CpuAttnOptions ao;
   ao.threads = o.attn_threads;
   ao.block_size = o.kv_block;
   ao.pool_bytes = o.kv_pool_mb << 20;
   ao.max_seqs = std::max(o.max_batch * 2, 16);
-  auto attn = std::make_unique<attn::CpuAttention>(w, ao);
-
-  std::unique_ptr<FfnBackend> ffn;
-  if (gpu) {
+  Backends b;
+  b.attn = std::make_shared<attn::CpuAttention>(w, ao);
+  if (!o.ffn_remote.empty()) {
+    b.ffn = std::make_shared<transport::RemoteFfn>(o.ffn_remote, w->cfg);
+  } else if (gpu) {
 #if AFD_HAVE_GPU_FFN
-    ffn = std::make_unique<gpu::GpuFfn>(w, o.gpu, o.max_step_tokens);
+    b.ffn = std::make_shared<gpu::GpuFfn>(w, o.gpu, o.max_step_tokens);
 #endif
   } else {
-    ffn = std::make_unique<CpuFfn>(w);
+    b.ffn = std::make_shared<CpuFfn>(w);
   }
+  return b;
+}
+
+std::unique_ptr<engine::Engine> make_engine(const Backends& b, const RuntimeOptions& o) {
   engine::EngineOptions eo;
   eo.micro_batches = o.micro_batches;
   eo.scheduler.max_batch = o.max_batch;
   eo.scheduler.max_step_tokens = o.max_step_tokens;
-  eo.scheduler.max_context = c.max_position_embeddings;
+  eo.scheduler.max_context = b.attn->config().max_position_embeddings;
   eo.trace = o.trace;
   eo.trace_steps = o.trace_steps;
-  return std::make_unique<engine::Engine>(std::move(attn), std::move(ffn), eo);
+  return std::make_unique<engine::Engine>(b.attn, b.ffn, eo);
 }
 
 }  // namespace afd::app

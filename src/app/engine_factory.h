@@ -25,6 +25,7 @@ struct RuntimeOptions {
   bool trace = false;
   int trace_steps = 16;             // steps whose spans are kept when tracing
   bool show_progress = true;
+  std::string ffn_remote;           // host:port of an afd-ffn-server: the FFN side runs there (ffn_device unused)
 };
 
 // True when this build has the GPU FFN and a GPU is present.
@@ -38,8 +39,18 @@ struct ModelSource {
 };
 
 std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o);
-// From weights already loaded (all parts), e.g. to build several engines over one copy (afd-bench's sweep).
+// From weights already loaded (all parts).
 std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
+
+// The two sides alone, so that several engines can run over them in turn with the weights placed once (afd-bench's
+// sweep): the KV pool and the FFN's per-call token capacity are sized by `o` (kv_pool_mb, max_step_tokens).
+struct Backends {
+  std::shared_ptr<AttnBackend> attn;
+  std::shared_ptr<FfnBackend> ffn;
+};
+Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
+// An engine over existing backends with `o`'s scheduling options (micro-batches, batch, step tokens, trace).
+std::unique_ptr<engine::Engine> make_engine(const Backends& b, const RuntimeOptions& o);
 std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress);
 
 }  // namespace afd::app

@@ -17,6 +17,8 @@ inline void add_runtime_flags(CLI::App& app, RuntimeOptions& r) {
   app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
   app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
   app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
+  app.add_option("--ffn-remote", r.ffn_remote,
+                 "host:port of an afd-ffn-server: run attention here and the FFN side there (--ffn-device unused).");
 }
 
 inline void apply_runtime_config(const RunConfig& rc, const CLI::App& app, RuntimeOptions& r) {
@@ -26,6 +28,7 @@ inline void apply_runtime_config(const RunConfig& rc, const CLI::App& app, Runti
   if (!app.count("--max-batch") && rc.max_batch) r.max_batch = *rc.max_batch;
   if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
   if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
+  if (!app.count("--ffn-remote") && rc.ffn_remote) r.ffn_remote = *rc.ffn_remote;
 }
 
 }  // namespace afd::app

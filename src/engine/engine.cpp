@@ -6,7 +6,7 @@
 
 namespace afd::engine {
 
-Engine::Engine(std::unique_ptr<AttnBackend> attn, std::unique_ptr<FfnBackend> ffn, const EngineOptions& opt)
+Engine::Engine(std::shared_ptr<AttnBackend> attn, std::shared_ptr<FfnBackend> ffn, const EngineOptions& opt)
     : attn_(std::move(attn)),
       ffn_(std::move(ffn)),
       opt_(opt),
@@ -79,7 +79,19 @@ bool Engine::step() {
   if (items.empty()) return false;
 
   const bool keep = opt_.trace && static_cast<int>(traced_.size()) < opt_.trace_steps;
-  last_ = pipe_.run(items, sampled_, keep);
+  try {
+    last_ = pipe_.run(items, sampled_, keep);
+  } catch (const std::exception& e) {
+    // A backend failed mid-step (e.g. a remote FFN side went away): the step's sequences have a partial step in
+    // the KV cache, so they end now, rejected with the reason; the engine stays usable for new requests.
+    for (const StepItem& it : items) {
+      it.seq->finish = FinishReason::kRejected;
+      it.seq->error = e.what();
+    }
+    sched_.retire(done);
+    for (auto& s : done) finish(std::move(s));
+    throw;
+  }
   last_.step = steps_++;
   totals_.add(last_);
   if (keep) traced_.push_back(last_);

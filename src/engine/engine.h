@@ -25,7 +25,9 @@ struct EngineOptions {
 
 class Engine {
  public:
-  Engine(std::unique_ptr<AttnBackend> attn, std::unique_ptr<FfnBackend> ffn, const EngineOptions& opt);
+  // The backends may be shared by several engines in turn (e.g. a benchmark sweep that keeps the GPU weights placed);
+  // an engine must have finished its requests before the next one uses the same KV pool.
+  Engine(std::shared_ptr<AttnBackend> attn, std::shared_ptr<FfnBackend> ffn, const EngineOptions& opt);
   ~Engine();
 
   const ModelConfig& config() const { return attn_->config(); }
@@ -56,8 +58,8 @@ class Engine {
  private:
   void finish(std::unique_ptr<Sequence> s);
 
-  std::unique_ptr<AttnBackend> attn_;
-  std::unique_ptr<FfnBackend> ffn_;
+  std::shared_ptr<AttnBackend> attn_;
+  std::shared_ptr<FfnBackend> ffn_;
   EngineOptions opt_;
   Scheduler sched_;
   Pipeline pipe_;

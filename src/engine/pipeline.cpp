@@ -196,6 +196,10 @@ void Pipeline::ffn_step() {
       ffn_.ffn_half(l, mbs_[m].x, static_cast<int>(mbs_[m].ids.size()));
       span(SpanKind::kFfn, m, l, b);
       {
+        std::lock_guard<std::mutex> lk(span_mu_);
+        stats_->xfer_s += ffn_.last_transfer_seconds();
+      }
+      {
         std::lock_guard<std::mutex> lk(mu_);
         ffn_done_[m] = l + 1;
       }

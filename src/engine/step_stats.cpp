@@ -14,6 +14,7 @@ void StatsTotals::add(const StepStats& s) {
   step_s += s.step_s;
   attn_s += s.attn_s;
   ffn_s += s.ffn_s;
+  xfer_s += s.xfer_s;
 }
 
 std::string StatsTotals::summary() const {
@@ -21,9 +22,9 @@ std::string StatsTotals::summary() const {
   const double ms = 1e3 / (steps ? steps : 1);
   std::snprintf(buf, sizeof buf,
                 "%lld steps, %lld tokens: step %.3f ms, attention busy %.3f ms (idle %.3f), FFN busy %.3f ms "
-                "(idle %.3f), overlap %.2f",
+                "(idle %.3f; transfers %.3f), overlap %.2f",
                 static_cast<long long>(steps), static_cast<long long>(tokens), step_s * ms, attn_s * ms,
-                (step_s - attn_s) * ms, ffn_s * ms, (step_s - ffn_s) * ms, overlap());
+                (step_s - attn_s) * ms, ffn_s * ms, (step_s - ffn_s) * ms, xfer_s * ms, overlap());
   return buf;
 }
 

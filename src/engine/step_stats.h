@@ -23,6 +23,7 @@ struct StepStats {
   int64_t step = 0;
   int tokens = 0, sequences = 0, micro_batches = 0;
   double step_s = 0, attn_s = 0, ffn_s = 0;  // wall time of the step; busy time of each side
+  double xfer_s = 0;                          // activations moved between the sides (inside ffn_s), device-timed
   double attn_idle_s() const { return step_s > attn_s ? step_s - attn_s : 0; }
   double ffn_idle_s() const { return step_s > ffn_s ? step_s - ffn_s : 0; }
   double overlap() const { return step_s > 0 ? (attn_s > ffn_s ? attn_s : ffn_s) / step_s : 0; }
@@ -33,7 +34,7 @@ struct StepStats {
 // Sums of many steps.
 struct StatsTotals {
   int64_t steps = 0, tokens = 0;
-  double step_s = 0, attn_s = 0, ffn_s = 0;
+  double step_s = 0, attn_s = 0, ffn_s = 0, xfer_s = 0;
   void add(const StepStats& s);
   double overlap() const { return step_s > 0 ? (attn_s > ffn_s ? attn_s : ffn_s) / step_s : 0; }
   std::string summary() const;  // one human-readable paragraph

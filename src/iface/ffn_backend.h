@@ -32,6 +32,10 @@ class FfnBackend {
   virtual void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
                       int32_t* out_ids) = 0;
 
+  // Seconds the last ffn_half spent moving activations in and out (device copies, timed on the device); 0 when
+  // there is nothing to move (the CPU FFN). For the per-step transfer statistic.
+  virtual double last_transfer_seconds() const { return 0; }
+
   // Accelerator memory this side holds (weights + workspace), for memory reports; 0 for a CPU backend.
   virtual int64_t device_memory_bytes() const { return 0; }
 

@@ -49,7 +49,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
   }
   RunConfig c;
   c.source = src;
-  only_keys(root, "", {"model", "engine", "generation", "runtime"}, src);
+  only_keys(root, "", {"model", "engine", "generation", "runtime", "ffn"}, src);
   AFD_REQUIRE(root["model"], src, ": missing key 'model'");
   const YAML::Node m = root["model"];
   only_keys(m, "model", {"path", "synthetic"}, src);
@@ -106,6 +106,15 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     c.max_step_tokens = positive("max_step_tokens", 1);
     if (auto v = positive("kv_pool_mb", 1)) c.kv_pool_mb = *v;
     c.gpus = positive("gpus", 1);
+  }
+  if (const YAML::Node f = root["ffn"]) {
+    only_keys(f, "ffn", {"remote"}, src);
+    if (f["remote"]) {
+      c.ffn_remote = scalar<std::string>(f["remote"], "ffn.remote", src, "host:port");
+      const size_t colon = c.ffn_remote->rfind(':');
+      AFD_REQUIRE(colon != std::string::npos && colon > 0 && colon + 1 < c.ffn_remote->size(), src,
+                  ": ffn.remote = '", *c.ffn_remote, "' is not host:port");
+    }
   }
   return c;
 }

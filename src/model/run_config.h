@@ -13,6 +13,8 @@
 //     max_step_tokens: 512
 //     kv_pool_mb: 1024
 //     gpus: 1                        # GPUs the routed experts are spread over (memory plan)
+//   ffn:                             # optional: the FFN side in another process (afd-ffn-server)
+//     remote: 127.0.0.1:7400         # host:port; --ffn-remote overrides
 //   generation:                      # defaults; command-line flags override them
 //     max_new_tokens: 48
 //     temperature: 0.0
@@ -44,6 +46,7 @@ struct RunConfig {
   std::optional<int> attn_threads, micro_batches, max_batch, max_step_tokens;
   std::optional<int64_t> kv_pool_mb;
   std::optional<int> gpus;
+  std::optional<std::string> ffn_remote;   // ffn.remote: host:port of an afd-ffn-server
 };
 
 RunConfig load_run_config(const std::string& yaml_path);

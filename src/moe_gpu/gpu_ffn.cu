@@ -155,6 +155,7 @@ GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
   AFD_CUDA_CHECK(cudaMallocHost(&pinned_params_, T * sizeof(cuda::RowSampling)));
   AFD_CUDA_CHECK(cudaMallocHost(&pinned_ids_, T * sizeof(int32_t)));
   AFD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  for (auto& e : xfer_ev_) AFD_CUDA_CHECK(cudaEventCreate(&e));
   AFD_CUBLAS_CHECK(cublasCreate(&blas_));
   AFD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   AFD_CUBLAS_CHECK(cublasSetWorkspace(blas_, ws_.cublas_ws, ws_.cublas_ws_bytes));
@@ -164,6 +165,8 @@ GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
 GpuFfn::~GpuFfn() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
+  for (auto& e : xfer_ev_)
+    if (e) cudaEventDestroy(e);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
   if (pinned_params_) cudaFreeHost(pinned_params_);
@@ -195,10 +198,18 @@ void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
   if (n == 0) return;
   AFD_CUDA_CHECK(cudaSetDevice(device_));
   const size_t bytes = static_cast<size_t>(n) * c.hidden_size * sizeof(bf16);
+  AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[0], stream_));
   AFD_CUDA_CHECK(cudaMemcpyAsync(ws_.x, x, bytes, cudaMemcpyHostToDevice, stream_));
+  AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[1], stream_));
   run_ffn_layer(c, layers_[layer], ws_, blas_, ws_.x, n, stream_);
+  AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[2], stream_));
   AFD_CUDA_CHECK(cudaMemcpyAsync(x, ws_.x, bytes, cudaMemcpyDeviceToHost, stream_));
+  AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[3], stream_));
   AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  float in_ms = 0, out_ms = 0;
+  AFD_CUDA_CHECK(cudaEventElapsedTime(&in_ms, xfer_ev_[0], xfer_ev_[1]));
+  AFD_CUDA_CHECK(cudaEventElapsedTime(&out_ms, xfer_ev_[2], xfer_ev_[3]));
+  last_xfer_s_ = (in_ms + out_ms) / 1e3;
   if (layers_[layer].moe) last_moe_n_ = n;
 }
 

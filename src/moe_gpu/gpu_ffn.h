@@ -30,6 +30,7 @@ class GpuFfn : public FfnBackend {
   void logits(const uint16_t* x, int n, float* out) override;
   void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
               int32_t* out_ids) override;
+  double last_transfer_seconds() const override { return last_xfer_s_; }
   int64_t device_memory_bytes() const override { return static_cast<int64_t>(weight_bytes() + workspace_bytes()); }
   // Page-locked host memory, so the copies in and out of ffn_half are true async DMA.
   void* alloc_host(size_t bytes) override;
@@ -70,6 +71,8 @@ class GpuFfn : public FfnBackend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   int last_moe_n_ = 0;
+  cudaEvent_t xfer_ev_[4] = {};  // around the copy in and the copy out of ffn_half
+  double last_xfer_s_ = 0;
 };
 
 }  // namespace afd::gpu
