@@ -39,7 +39,8 @@ typedef enum afd_finish_reason {
   AFD_FINISH_LENGTH = 1,    /* max_new_tokens reached */
   AFD_FINISH_EOS = 2,       /* the model produced an end-of-sequence token */
   AFD_FINISH_CANCELLED = 3, /* afd_cancel */
-  AFD_FINISH_REJECTED = 4   /* the engine could not run it (e.g. longer than the KV pool) */
+  AFD_FINISH_REJECTED = 4,  /* the engine could not run it (e.g. longer than the KV pool) */
+  AFD_FINISH_FAILED = 5     /* a backend failed while it ran (e.g. the FFN server went away); may succeed later */
 } afd_finish_reason;
 
 typedef struct afd_engine afd_engine;

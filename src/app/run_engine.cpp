@@ -125,7 +125,8 @@ int run_engine_generate(const RunOptions& o) {
   const double run_s = secs(t1, t2);
   for (size_t i = 0; i < ids.size(); ++i) {
     const engine::Sequence& s = *done.at(ids[i]);
-    AFD_REQUIRE(s.finish != engine::FinishReason::kRejected, "request ", i + 1, " was rejected: ", s.error);
+    AFD_REQUIRE(s.finish != engine::FinishReason::kRejected && s.finish != engine::FinishReason::kFailed, "request ",
+                i + 1, " was ", engine::finish_name(s.finish), ": ", s.error);
     const std::vector<int32_t> out(s.tokens.begin() + static_cast<long>(s.req.prompt.size()), s.tokens.end());
     if (dump) {
       // Rows: every prompt position, then each fed decode token. Step k's logits chose generated token k.

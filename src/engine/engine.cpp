@@ -83,9 +83,9 @@ bool Engine::step() {
     last_ = pipe_.run(items, sampled_, keep);
   } catch (const std::exception& e) {
     // A backend failed mid-step (e.g. a remote FFN side went away): the step's sequences have a partial step in
-    // the KV cache, so they end now, rejected with the reason; the engine stays usable for new requests.
+    // the KV cache, so they end now, failed with the reason; the engine stays usable for new requests.
     for (const StepItem& it : items) {
-      it.seq->finish = FinishReason::kRejected;
+      it.seq->finish = FinishReason::kFailed;
       it.seq->error = e.what();
     }
     sched_.retire(done);

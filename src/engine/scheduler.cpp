@@ -13,6 +13,7 @@ const char* finish_name(FinishReason r) {
     case FinishReason::kEos: return "eos";
     case FinishReason::kCancelled: return "cancelled";
     case FinishReason::kRejected: return "rejected";
+    case FinishReason::kFailed: return "failed";
   }
   return "?";
 }

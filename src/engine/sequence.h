@@ -19,7 +19,9 @@ struct GenRequest {
   bool score_only = false;           // run the prompt, sample nothing (perplexity); implies all_logits
 };
 
-enum class FinishReason { kNone, kLength, kEos, kCancelled, kRejected };
+// kRejected: the scheduler could not run the request (it can never fit); kFailed: a backend failed while it ran
+// (e.g. a remote FFN side went away) — trying again later may succeed.
+enum class FinishReason { kNone, kLength, kEos, kCancelled, kRejected, kFailed };
 const char* finish_name(FinishReason r);
 
 // Called on the engine's thread for each generated token; `finished` is set with the last one (and alone, with

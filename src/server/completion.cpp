@@ -127,7 +127,7 @@ net::awaitable<bool> serve_completion(Server& srv, Connection& c, const Request&
         error = ev.error;
       }
     }
-    if (fin == FinishReason::kRejected) break;
+    if (fin == FinishReason::kRejected || fin == FinishReason::kFailed) break;
     if (fin != FinishReason::kNone) piece += text.finish();
     if (!job.stream) {
       all += piece;
@@ -161,8 +161,12 @@ net::awaitable<bool> serve_completion(Server& srv, Connection& c, const Request&
     srv.counters().count(499);
     co_return false;
   }
-  if (fin == FinishReason::kRejected) {
-    const ApiError err(400, error.empty() ? "the request was rejected" : error);
+  if (fin == FinishReason::kRejected || fin == FinishReason::kFailed) {
+    // Rejected: the request can never run (400). Failed: a backend failed while it ran, e.g. the FFN server went
+    // away (503: the client may retry).
+    const ApiError err = fin == FinishReason::kFailed
+                             ? ApiError(503, error.empty() ? "the engine failed" : error, "server_error")
+                             : ApiError(400, error.empty() ? "the request was rejected" : error);
     srv.counters().count(err.status);
     co_return co_await write_error(c, err, keep) && keep;
   }

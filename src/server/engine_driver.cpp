@@ -99,8 +99,9 @@ void EngineDriver::loop() {
       cv_.wait(l, [&] { return in_flight_ > 0 || stopping_; });
       if (in_flight_ == 0) return;  // stopping, and nothing left to finish
     }
-    // Tokens are delivered inside step() through the callbacks registered in submit(); an engine error here is a
-    // bug or a resource failure: every request in flight is ended as rejected with its message.
+    // Tokens are delivered inside step() through the callbacks registered in submit(). When a backend fails inside a
+    // step, the engine ends that step's sequences (kFailed) and the others stay queued for the next step; only a
+    // failure that ended nothing (outside any step) ends every request in flight, so the loop cannot spin on it.
     std::string failure;
     try {
       eng_->step();
@@ -109,7 +110,9 @@ void EngineDriver::loop() {
     }
     std::vector<std::pair<std::shared_ptr<EventFn>, TokenEvent>> calls;  // made after unlocking
     std::unique_lock<std::mutex> l(mu_);
+    bool ended_any = false;
     for (auto& s : eng_->take_finished()) {
+      ended_any = true;
       auto fi = finals_.find(s->id);
       TokenEvent last = fi != finals_.end() ? fi->second : TokenEvent{s->id, -1, s->finish, {}};
       if (fi != finals_.end()) finals_.erase(fi);
@@ -117,7 +120,7 @@ void EngineDriver::loop() {
       if (it == fns_.end()) continue;
       last.error = s->error;
       calls.emplace_back(it->second, last);
-      if (s->finish == engine::FinishReason::kRejected) {
+      if (s->finish == engine::FinishReason::kRejected || s->finish == engine::FinishReason::kFailed) {
         ++stats_.rejected;
       } else if (s->finish == engine::FinishReason::kCancelled) {
         ++stats_.cancelled;
@@ -126,9 +129,9 @@ void EngineDriver::loop() {
       fns_.erase(it);
       --in_flight_;
     }
-    if (!failure.empty()) {
+    if (!failure.empty() && !ended_any) {
       for (auto& [id, fn] : fns_)
-        calls.emplace_back(fn, TokenEvent{id, -1, engine::FinishReason::kRejected, "engine failure: " + failure});
+        calls.emplace_back(fn, TokenEvent{id, -1, engine::FinishReason::kFailed, "engine failure: " + failure});
       stats_.rejected += static_cast<int64_t>(fns_.size());
       fns_.clear();
       finals_.clear();

@@ -137,7 +137,7 @@ TEST_CASE("transport: a dead FFN server fails in-flight requests within a second
   auto failed = e->take_finished();
   REQUIRE(failed.size() == 2);
   for (auto& s : failed) {
-    CHECK(s->finish == engine::FinishReason::kRejected);
+    CHECK(s->finish == engine::FinishReason::kFailed);
     CHECK_THAT(s->error, Contains("went away"));
   }
   CHECK(e->idle());
