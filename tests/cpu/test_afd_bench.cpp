@@ -38,9 +38,10 @@ TEST_CASE("afd-bench --quick writes a sane table, CSV, JSON, SVG and traces", "[
     CHECK(p["step_max_ms"].get<double>() >= tpot);
     CHECK(p["overlap"].get<double>() > 0.0);
     CHECK(p["overlap"].get<double>() <= 1.0 + 1e-9);
-    // Busy time of a side never exceeds the step it is part of.
-    CHECK(p["attn_ms"].get<double>() <= tpot * 1.001);
-    CHECK(p["ffn_ms"].get<double>() <= tpot * 1.001);
+    // Busy time of a side never exceeds the step it is part of: the mean busy time is at most the longest step
+    // (not the median: under load one slow step can lift the mean above it).
+    CHECK(p["attn_ms"].get<double>() <= p["step_max_ms"].get<double>() * 1.001);
+    CHECK(p["ffn_ms"].get<double>() <= p["step_max_ms"].get<double>() * 1.001);
   }
 
   std::stringstream csv(afd::test::read_text(tmp.path("out/results.csv")));
