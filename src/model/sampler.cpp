@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/numeric.h"
 
 namespace afd {
 
@@ -25,14 +26,6 @@ int32_t argmax(const float* v, int n) {
 
 Sampler::Sampler(const SamplingParams& p) : p_(p) { validate(p); }
 
-namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t step) {
   if (p.temperature == 0.0f) return argmax(logits, vocab);

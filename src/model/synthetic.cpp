@@ -16,13 +16,6 @@ namespace afd {
 
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // Fills bf16 values uniform in [center - half_width, center + half_width), element i a pure function of (key, i),
 // using every core.
 void fill(std::vector<uint16_t>& v, size_t n, uint64_t key, float center, float half_width, Progress* bar) {
@@ -32,7 +25,7 @@ void fill(std::vector<uint16_t>& v, size_t n, uint64_t key, float center, float 
   for (unsigned t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       for (size_t i = t; i < n; i += threads) {
-        const double u = static_cast<double>(mix(key ^ mix(i)) >> 11) * 0x1.0p-53;  // [0, 1)
+        const double u = static_cast<double>(splitmix64(key ^ splitmix64(i)) >> 11) * 0x1.0p-53;  // [0, 1)
         v[i] = f32_to_bf16(center + half_width * static_cast<float>(2 * u - 1));
       }
     });
@@ -57,7 +50,7 @@ class Gen {
   Mlp<uint16_t> mlp(int h, int width) { return {linear(width, h), linear(width, h), linear(h, width)}; }
 
  private:
-  uint64_t next() { return mix(seed_ + ++counter_); }
+  uint64_t next() { return splitmix64(seed_ + ++counter_); }
   uint64_t seed_, counter_ = 0;
   Progress* bar_;
 };
@@ -132,9 +125,12 @@ std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s
         f.dense = g.mlp(h, c.intermediate_size);
       } else {
         f.router = g.linear(c.n_routed_experts, h);
-        if (c.arch == Arch::kDeepSeekV3)
-          for (int e = 0; e < c.n_routed_experts; ++e)
-            f.router_bias.push_back(0.01f * static_cast<float>(static_cast<int>(mix(s.seed ^ (l * 4096 + e)) % 201) - 100) / 100.0f);
+        if (c.arch == Arch::kDeepSeekV3) {
+          for (int e = 0; e < c.n_routed_experts; ++e) {  // small correction biases in [-0.01, 0.01]
+            const int step = static_cast<int>(splitmix64(s.seed ^ (static_cast<uint64_t>(l) * 4096 + e)) % 201);
+            f.router_bias.push_back(0.01f * static_cast<float>(step - 100) / 100.0f);
+          }
+        }
         for (int e = 0; e < c.n_routed_experts; ++e) f.experts.push_back(g.mlp(h, c.moe_intermediate_size));
         f.has_shared = c.n_shared_experts > 0;
         if (f.has_shared) f.shared = g.mlp(h, c.shared_intermediate());

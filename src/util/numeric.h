@@ -64,4 +64,12 @@ inline float fp8_e4m3_to_f32(uint8_t v) {
   return neg ? -f : f;
 }
 
+// SplitMix64: a bijective 64-bit mixer, for counter-based random numbers (seeded sampling, synthetic weights).
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 }  // namespace afd

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "../engine/engine_fixture.h"
 #include "../test_util.h"
 #include "attn_cpu/cpu_attention.h"
 #include "engine/engine.h"
@@ -28,16 +29,6 @@ std::unique_ptr<engine::Engine> gpu_engine(const std::string& dir, int M) {
                                           std::make_unique<gpu::GpuFfn>(w, 0, 64), eo);
 }
 
-std::vector<int32_t> ref_greedy(const ReferenceModel& m, const std::vector<int32_t>& prompt, int n) {
-  RefKvCache c = m.new_cache();
-  auto logits = m.forward(prompt.data(), static_cast<int>(prompt.size()), c, false);
-  std::vector<int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back(argmax(logits.data(), m.config().vocab_size));
-    if (i + 1 < n) logits = m.forward(&out.back(), 1, c, false);
-  }
-  return out;
-}
 }  // namespace
 
 TEST_CASE("AFD engine on the GPU FFN: greedy output equals the reference engine on the fixtures", "[gpu][engine]") {
@@ -65,7 +56,7 @@ TEST_CASE("AFD engine on the GPU FFN: greedy output equals the reference engine 
         got[s->id] = std::vector<int32_t>(s->tokens.begin() + static_cast<long>(s->req.prompt.size()), s->tokens.end());
       for (size_t i = 0; i < prompts.size(); ++i) {
         INFO("case " << i);
-        CHECK(got[ids[i]] == ref_greedy(ref, prompts[i], 12));
+        CHECK(got[ids[i]] == test::reference_greedy(ref, prompts[i], 12));
       }
       CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
     }
