@@ -13,6 +13,7 @@
 
 #include "app/engine_factory.h"
 #include "app/openmp_policy.h"
+#include "bench/bench_clients.h"
 #include "bench/bench_point.h"
 #include "bench/ceilings.h"
 #include "bench/svg_plot.h"
@@ -26,7 +27,8 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kKeys = {"attn_threads", "micro_batches", "batch", "context", "ffn_device"};
+const std::vector<std::string> kKeys = {"attn_threads", "micro_batches", "batch", "context", "ffn_device",
+                                        "clients"};
 
 struct Sweep {
   std::string key;
@@ -36,10 +38,10 @@ struct Sweep {
 Sweep parse_sweep(const std::string& s) {
   const auto eq = s.find('=');
   AFD_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < s.size(), "--sweep ", s,
-              ": expected KEY=V1,V2,... (keys: attn_threads, micro_batches, batch, context, ffn_device)");
+              ": expected KEY=V1,V2,... (keys: attn_threads, micro_batches, batch, context, ffn_device, clients)");
   Sweep w{s.substr(0, eq), {}};
   AFD_REQUIRE(std::find(kKeys.begin(), kKeys.end(), w.key) != kKeys.end(), "--sweep: unknown key '", w.key,
-              "' (attn_threads, micro_batches, batch, context, ffn_device)");
+              "' (attn_threads, micro_batches, batch, context, ffn_device, clients)");
   std::stringstream ss(s.substr(eq + 1));
   std::string v;
   while (std::getline(ss, v, ',')) {
@@ -71,11 +73,12 @@ void write_file(const std::string& path, const std::string& text) {
 
 int main(int argc, char** argv) {
   app::prefer_passive_openmp(argv);
-  std::string config, model, out_dir = "bench-out";
+  std::string config, model, out_dir = "bench-out", ffn_remote;
   std::vector<std::string> sweeps;
   PointSpec base;
   bool quick = false;
   int layers = 0;
+  std::string peer_csv;
   CLI::App app{"afd-bench: sweep the AFD engine's CPU/GPU split (attention threads, micro-batches, batch, context, "
                "FFN device) and report tokens/s, the step breakdown, overlap and % of the roofline bound computed "
                "from ceilings measured at the start of the same run. Writes results.csv, results.json, one SVG "
@@ -83,12 +86,29 @@ int main(int argc, char** argv) {
   app.add_option("--config", config, "Runtime YAML (model.path or model.synthetic; runtime defaults).");
   app.add_option("--model", model, "Checkpoint directory (instead of --config).");
   app.add_option("--sweep", sweeps,
-                 "KEY=V1,V2,... over attn_threads, micro_batches, batch, context, ffn_device; several --sweep "
+                 "KEY=V1,V2,... over attn_threads, micro_batches, batch, context, ffn_device, clients (N engines, "
+                 "each running the full batch, against one FFN server that batches across them); several --sweep "
                  "flags sweep their product. M = 1 is always added as the no-overlap baseline.");
   app.add_option("--batch", base.batch, "Sequences decoding together (unless swept).");
   app.add_option("--context", base.context, "Prompt length each sequence is prefilled to (unless swept).");
+  app.add_option("--prefill", base.prefill,
+                 "How sequences get their context: real (prefill batch x context tokens), synthetic (fill the KV cache "
+                 "with random values of a realistic scale; decode then costs what it costs after a real prefill, and "
+                 "prefill t/s comes from a real prefill of at most --prefill-probe-tokens tokens), or auto: "
+                 "synthetic when batch x context > 65536 tokens. The table's prefill column and the JSON say which "
+                 "ran.")
+      ->check(CLI::IsMember({"auto", "real", "synthetic"}));
+  app.add_option("--prefill-probe-tokens", base.prefill_probe_tokens,
+                 "With a synthetic fill: tokens of the real prefill that measures prefill t/s (0: not measured).")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--peer", peer_csv,
+                 "CSV of a peer system's decode tokens/s by batch (bench/hf_peer.py writes it), drawn on the batch "
+                 "plot and copied into results.json; rows of other contexts are ignored.");
   app.add_option("--warmup", base.warmup, "Decode steps run before measuring.");
   app.add_option("--steps", base.steps, "Measured decode steps per point.");
+  app.add_option("--ffn-remote", ffn_remote,
+                 "host:port of the afd-ffn-server the clients points use (default: one started in afd-bench on "
+                 "loopback around its own FFN backend).");
   app.add_option("--out", out_dir, "Directory for results.csv, results.json, *.svg, trace-*.json.");
   app.add_option("--layers", layers,
                  "Synthetic models only: use this many of the preset's layers (when memory demands it; reported).");
@@ -167,28 +187,47 @@ int main(int argc, char** argv) {
       app::RuntimeOptions r = sizing;
       r.attn_threads = p.ro.attn_threads;
       r.ffn_device = p.ro.ffn_device;
-      auto& a = attn_by_threads[r.attn_threads];
       auto& f = ffn_by_device[r.ffn_device];
-      if (!a || !f) {
-        app::Backends made = app::make_backends(weights, r);  // builds both; keep what is missing
-        if (!a) a = made.attn;
-        if (!f) f = made.ffn;
+      if (!f) f = app::make_ffn_backend(weights, r);
+      if (!attn_by_threads.count(r.attn_threads)) {
+        // One attention side (and KV pool, sized for the largest point) at a time: the previous thread count's is
+        // released first, so host memory holds one pool.
+        attn_by_threads.clear();
+        attn_by_threads[r.attn_threads] = app::make_attn_backend(weights, r);
       }
+      auto& a = attn_by_threads[r.attn_threads];
       return app::Backends{a, f};
     };
+    const std::map<int, double> peer = peer_csv.empty() ? std::map<int, double>{} : read_peer_csv(peer_csv, base.context);
     Progress bar("afd-bench", points.size());
     std::vector<PointResult> results;
+    // Writes every output for the points measured so far (after each point, so an interrupted sweep keeps them).
+    auto write_outputs = [&] {
+      const std::vector<PointSpec> done(points.begin(), points.begin() + static_cast<long>(results.size()));
+      write_file(out_dir + "/results.csv", results_csv(done, results));
+      json rj = results_json(src.label(), ceil, done, results);
+      for (size_t i = 0; i < results.size(); ++i)
+        if (results[i].clients > 0) {
+          rj["points"][i]["clients"] = results[i].clients;
+          rj["points"][i]["server_requests"] = results[i].server_requests;
+          rj["points"][i]["server_calls"] = results[i].server_calls;
+          rj["points"][i]["server_rows_per_call"] = results[i].server_rows_per_call;
+        }
+      for (const auto& [b, t] : peer) rj["peer"].push_back({{"batch", b}, {"context", base.context}, {"decode_tok_s", t}});
+      write_file(out_dir + "/results.json", rj.dump(2));
+      for (const Sweep& s : sw)
+        write_file(out_dir + "/" + s.key + ".svg", sweep_plot(src.label(), s.key, s.values, done, results, peer));
+    };
     print_header(stdout, points.front());
     for (const auto& p : points) {
-      results.push_back(run_point(backends_for(p), p, ceil));
+      results.push_back(p.clients > 0 ? run_clients_point(weights, *backends_for(p).ffn, sizing.max_step_tokens,
+                                                          ffn_remote, p, ceil)
+                                      : run_point(backends_for(p), p, ceil));
       print_row(stdout, p, results.back());
       bar.add(1);
+      write_outputs();
     }
     bar.finish();
-
-    write_file(out_dir + "/results.csv", results_csv(points, results));
-    write_file(out_dir + "/results.json", results_json(src.label(), ceil, points, results).dump(2));
-    for (const Sweep& s : sw) write_file(out_dir + "/" + s.key + ".svg", sweep_plot(src.label(), s.key, s.values, points, results));
     write_traces(out_dir, results);
     std::fprintf(stderr, "afd-bench: wrote %s/{results.csv,results.json,*.svg,trace-best.json,trace-worst.json}\n",
                  out_dir.c_str());

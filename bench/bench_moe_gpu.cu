@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
       L.experts_gate_up = w_gu;
       L.experts_down = w_dn;
       L.expert_width = I;
+      L.expert_count = E;
       gpu::DeviceArena plan;
       gpu::carve_workspace(c, T, plan);
       gpu::DeviceArena wsa(plan.used() + static_cast<size_t>(T) * (k * h + k * 2 * I + h) * 2 + 3 * static_cast<size_t>(E) * 8 + 8192);

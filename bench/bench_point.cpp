@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -31,6 +32,7 @@ void apply_key(PointSpec& p, const std::string& key, const std::string& v) {
   else if (key == "batch") p.batch = std::stoi(v);
   else if (key == "context") p.context = std::stoi(v);
   else if (key == "ffn_device") p.ro.ffn_device = v;
+  else if (key == "clients") p.clients = std::stoi(v);
 }
 
 app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec) {
@@ -50,6 +52,35 @@ app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec)
   return ro;
 }
 
+std::string prefill_mode(const PointSpec& p) {
+  if (p.prefill != "auto") return p.prefill;
+  return static_cast<int64_t>(p.batch) * p.context > kAutoSyntheticTokens ? "synthetic" : "real";
+}
+
+namespace {
+// Prefill tokens/s of a real prefill of at most spec.prefill_probe_tokens tokens (sequences of up to `context` tokens,
+// one new token each), on the point's engine before its workload; returns {tokens/s, tokens}.
+std::pair<double, int64_t> probe_prefill(engine::Engine& eng, const PointSpec& spec, std::mt19937& rng) {
+  const int64_t total = std::min<int64_t>(static_cast<int64_t>(spec.batch) * spec.context, spec.prefill_probe_tokens);
+  const int len = static_cast<int>(std::min<int64_t>(spec.context, total));
+  const int seqs = static_cast<int>(total / len);
+  for (int b = 0; b < seqs; ++b) {
+    engine::GenRequest req;
+    for (int t = 0; t < len; ++t) req.prompt.push_back(static_cast<int32_t>(rng() % eng.config().vocab_size));
+    req.max_new_tokens = 1;
+    req.ignore_eos = true;
+    eng.submit(req);
+  }
+  const auto t0 = engine::Clock::now();
+  eng.run_until_idle();
+  const double s = std::chrono::duration<double>(engine::Clock::now() - t0).count();
+  for (const auto& q : eng.take_finished())
+    AFD_CHECK(q->finish == engine::FinishReason::kLength, "the prefill probe's request ended ",
+              engine::finish_name(q->finish), ": ", q->error);
+  return {static_cast<double>(seqs) * len / s, static_cast<int64_t>(seqs) * len};
+}
+}  // namespace
+
 PointResult run_point(const app::Backends& backends, const PointSpec& spec, const Ceilings& c) {
   const ModelConfig& cfg = backends.attn->config();
   AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
@@ -64,7 +95,12 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
   PointResult r;
   r.ffn = eng->ffn().name();
   r.host_kv_mb = static_cast<double>(spec.batch) * spec.context * plan.kv_bytes_per_token / 1e6;
+  r.prefill = prefill_mode(spec);
+  const bool synthetic = r.prefill == "synthetic";
+  AFD_REQUIRE(synthetic || r.prefill == "real", "prefill '", spec.prefill, "' is not real, synthetic or auto");
   std::mt19937 rng(1234);
+  if (synthetic && spec.prefill_probe_tokens > 0)
+    std::tie(r.prefill_tok_s, r.prefill_tokens) = probe_prefill(*eng, spec, rng);
   std::vector<int64_t> ids;
   std::vector<char> started;  // by submission index: the sequence has its first token (its prefill is done)
   int first_tokens = 0;
@@ -73,6 +109,7 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
     for (int t = 0; t < spec.context; ++t) req.prompt.push_back(static_cast<int32_t>(rng() % cfg.vocab_size));
     req.max_new_tokens = spec.warmup + spec.steps + 2;
     req.ignore_eos = true;
+    req.synthetic_context = synthetic;
     ids.push_back(eng->submit(req, [&](int64_t id, int32_t t, engine::FinishReason) {
       const size_t i = std::find(ids.begin(), ids.end(), id) - ids.begin();
       if (t >= 0 && i < started.size() && !started[i]) {
@@ -82,11 +119,22 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
     }));
   }
   started.assign(ids.size(), 0);
-  // Prefill: until every sequence has its first token (early finishers' decode tokens ride along).
+  // Prefill (or the synthetic fill): until every sequence has its first token (early finishers' decode tokens ride
+  // along).
   const auto t0 = engine::Clock::now();
-  while (first_tokens < spec.batch) AFD_CHECK(eng->step(), "the engine stopped before every prefill finished");
+  while (first_tokens < spec.batch)
+    if (!eng->step()) {  // a request was rejected (e.g. an attention side without the synthetic fill)
+      for (const auto& q : eng->take_finished())
+        AFD_REQUIRE(q->error.empty(), "a benchmark request was ", engine::finish_name(q->finish), ": ", q->error);
+      fail("the engine stopped before every prefill finished");
+    }
   const double prefill_s = std::chrono::duration<double>(engine::Clock::now() - t0).count();
-  r.prefill_tok_s = spec.batch * static_cast<double>(spec.context) / prefill_s;
+  if (synthetic) {
+    r.kv_fill_s = prefill_s;
+  } else {
+    r.prefill_tok_s = spec.batch * static_cast<double>(spec.context) / prefill_s;
+    r.prefill_tokens = static_cast<int64_t>(spec.batch) * spec.context;
+  }
   for (int i = 0; i < spec.warmup; ++i) eng->step();
   std::vector<double> step_s;
   double attn = 0, ffn = 0, overlap = 0, xfer = 0;
@@ -138,15 +186,15 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
 
 void print_header(std::FILE* f, const PointSpec& first) {
   for (const auto& kv : first.keys) std::fprintf(f, "%-14s", kv.first.c_str());
-  std::fprintf(f, "%10s %9s %11s %9s %9s %8s %8s %9s %8s  %s\n", "tok/s", "TPOT ms", "prefill t/s", "attn ms",
-               "ffn ms", "xfer ms", "overlap", "bound ms", "% bound", "bound by");
+  std::fprintf(f, "%10s %9s %11s %9s %9s %8s %8s %9s %8s %7s  %s\n", "tok/s", "TPOT ms", "prefill t/s", "attn ms",
+               "ffn ms", "xfer ms", "overlap", "bound ms", "% bound", "prefill", "bound by");
 }
 
 void print_row(std::FILE* f, const PointSpec& p, const PointResult& r) {
   for (const auto& kv : p.keys) std::fprintf(f, "%-14s", kv.second.c_str());
-  std::fprintf(f, "%10.1f %9.3f %11.1f %9.3f %9.3f %8.3f %8.2f %9.3f %7.1f%%  %s\n", r.decode_tok_s, r.tpot_ms,
+  std::fprintf(f, "%10.1f %9.3f %11.1f %9.3f %9.3f %8.3f %8.2f %9.3f %7.1f%% %7s  %s\n", r.decode_tok_s, r.tpot_ms,
                r.prefill_tok_s, r.attn_ms, r.ffn_ms, r.xfer_ms, r.overlap, r.bound_ms, r.pct_of_bound,
-               r.bound_by.c_str());
+               r.prefill == "synthetic" ? "synth" : r.prefill.c_str(), r.bound_by.c_str());
   std::fflush(f);
 }
 
@@ -154,14 +202,15 @@ std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<Poin
   std::ostringstream o;
   for (const auto& kv : ps.front().keys) o << kv.first << ",";
   o << "batch,context,ffn,decode_tok_s,tpot_ms,step_min_ms,step_max_ms,prefill_tok_s,attn_ms,ffn_ms,attn_idle_ms,"
-       "ffn_idle_ms,xfer_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb\n";
+       "ffn_idle_ms,xfer_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb,prefill,prefill_tokens,kv_fill_s\n";
   for (size_t i = 0; i < ps.size(); ++i) {
     const auto& r = rs[i];
     for (const auto& kv : ps[i].keys) o << kv.second << ",";
     o << ps[i].batch << "," << ps[i].context << ",\"" << r.ffn << "\"," << r.decode_tok_s << "," << r.tpot_ms << ","
       << r.step_min_ms << "," << r.step_max_ms << "," << r.prefill_tok_s << "," << r.attn_ms << "," << r.ffn_ms << ","
       << r.attn_idle_ms << "," << r.ffn_idle_ms << "," << r.xfer_ms << "," << r.overlap << "," << r.bound_ms << "," << r.pct_of_bound
-      << ",\"" << r.bound_by << "\"," << r.host_kv_mb << "\n";
+      << ",\"" << r.bound_by << "\"," << r.host_kv_mb << "," << r.prefill << "," << r.prefill_tokens << ","
+      << r.kv_fill_s << "\n";
   }
   return o.str();
 }
@@ -191,13 +240,39 @@ nlohmann::json results_json(const std::string& model, const Ceilings& c, const s
                            {"prefill_tok_s", r.prefill_tok_s}, {"attn_ms", r.attn_ms}, {"ffn_ms", r.ffn_ms},
                            {"attn_idle_ms", r.attn_idle_ms}, {"ffn_idle_ms", r.ffn_idle_ms}, {"xfer_ms", r.xfer_ms}, {"overlap", r.overlap},
                            {"bound_ms", r.bound_ms}, {"pct_of_bound", r.pct_of_bound}, {"bound_by", r.bound_by},
-                           {"host_kv_mb", r.host_kv_mb}});
+                           {"host_kv_mb", r.host_kv_mb}, {"prefill", r.prefill},
+                           {"prefill_tokens", r.prefill_tokens}, {"kv_fill_s", r.kv_fill_s}});
   }
   return j;
 }
 
+std::map<int, double> read_peer_csv(const std::string& path, int context) {
+  std::ifstream f(path);
+  AFD_REQUIRE(f.good(), "cannot read the peer file ", path);
+  std::string line;
+  std::getline(f, line);
+  AFD_REQUIRE(line.rfind("preset,batch,context,step_ms,tok_s", 0) == 0, path,
+              ": the first line must be the header preset,batch,context,step_ms,tok_s");
+  std::map<int, double> out;
+  for (int no = 2; std::getline(f, line); ++no) {
+    if (line.empty()) continue;
+    std::vector<std::string> c;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) c.push_back(cell);
+    AFD_REQUIRE(c.size() == 5, path, " line ", no, ": expected 5 comma-separated fields, got ", c.size());
+    if (c[4] == "oom") continue;
+    try {
+      if (std::stoi(c[2]) == context) out[std::stoi(c[1])] = std::stod(c[4]);
+    } catch (const std::exception&) {
+      fail(path, " line ", no, ": batch, context and tok_s must be numbers");
+    }
+  }
+  return out;
+}
+
 std::string sweep_plot(const std::string& model, const std::string& key, const std::vector<std::string>& values,
-                       const std::vector<PointSpec>& ps, const std::vector<PointResult>& rs) {
+                       const std::vector<PointSpec>& ps, const std::vector<PointResult>& rs,
+                       const std::map<int, double>& peer) {
   // One series per combination of the other keys; the bound (tokens/s it allows) dashed, once per distinct curve.
   std::map<std::string, Series> series, bounds;
   for (size_t i = 0; i < ps.size(); ++i) {
@@ -219,6 +294,14 @@ std::string sweep_plot(const std::string& model, const std::string& key, const s
   }
   std::vector<Series> all;
   for (auto& [n, s] : series) all.push_back(s);
+  if (key == "batch" && !peer.empty()) {
+    Series p{"HF transformers, all on the GPU", std::vector<double>(values.size(), NAN), false};
+    for (size_t x = 0; x < values.size(); ++x) {
+      const auto it = peer.find(std::stoi(values[x]));
+      if (it != peer.end()) p.y[x] = it->second;
+    }
+    all.push_back(p);
+  }
   std::vector<std::vector<double>> seen;
   for (auto& [n, b] : bounds)
     if (std::find(seen.begin(), seen.end(), b.y) == seen.end()) {

@@ -58,7 +58,7 @@ __global__ void combine_kernel(CombineParams p) {
   const int t = blockIdx.y;
   int64_t rows[kMaxTopK];
   float wts[kMaxTopK];
-  if (p.y) {
+  if (p.y && !p.routed_sum) {
 #pragma unroll
     for (int j = 0; j < kMaxTopK; ++j)
       if (j < p.k) {
@@ -79,14 +79,21 @@ __global__ void combine_kernel(CombineParams p) {
       out[2 * i + 1] = x.y;
     }
   };
-  if (p.y) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, y[8];
+  if (p.routed_sum || p.y) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (p.routed_sum) {
+      const float4* r = reinterpret_cast<const float4*>(p.routed_sum + o);
+      const float4 a = r[0], b = r[1];
+      acc[0] = a.x, acc[1] = a.y, acc[2] = a.z, acc[3] = a.w, acc[4] = b.x, acc[5] = b.y, acc[6] = b.z, acc[7] = b.w;
+    } else {
+      float y[8];
 #pragma unroll
-    for (int j = 0; j < kMaxTopK; ++j) {
-      if (j >= p.k) break;
-      unpack(*reinterpret_cast<const uint4*>(p.y + rows[j] + d), y);
+      for (int j = 0; j < kMaxTopK; ++j) {
+        if (j >= p.k) break;
+        unpack(*reinterpret_cast<const uint4*>(p.y + rows[j] + d), y);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] += p.round_products ? rbf(y[i] * wts[j]) : y[i] * wts[j];
+        for (int i = 0; i < 8; ++i) acc[i] += p.round_products ? rbf(y[i] * wts[j]) : y[i] * wts[j];
+      }
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) f[i] = rbf(acc[i]);
@@ -109,6 +116,30 @@ __global__ void combine_kernel(CombineParams p) {
   *xo = out;
 }
 
+// Block (column slice, token), as combine_kernel; slots of experts held elsewhere (-1) are skipped.
+__global__ void partial_kernel(PartialCombineParams p) {
+  const int t = blockIdx.y;
+  const int d = blockIdx.x * kCombineCols + 8 * threadIdx.x;
+  if (d >= p.hidden) return;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int j = 0; j < p.k; ++j) {
+    const int r = p.slot_row[t * p.k + j];
+    if (r < 0) continue;
+    const float w = p.weights[t * p.k + j];
+    const uint4 v = *reinterpret_cast<const uint4*>(p.y + static_cast<int64_t>(r) * p.hidden + d);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 x = __bfloat1622float2(h[i]);
+      acc[2 * i] += p.round_products ? rbf(x.x * w) : x.x * w;
+      acc[2 * i + 1] += p.round_products ? rbf(x.y * w) : x.y * w;
+    }
+  }
+  float4* out = reinterpret_cast<float4*>(p.out + static_cast<int64_t>(t) * p.hidden + d);
+  out[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+  out[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+}
+
 }  // namespace
 
 void rmsnorm_bf16_bf16(const RmsNormParams& p, cudaStream_t stream) {
@@ -119,9 +150,16 @@ void rmsnorm_bf16_bf16(const RmsNormParams& p, cudaStream_t stream) {
 }
 
 void combine_residual_bf16(const CombineParams& p, cudaStream_t stream) {
-  AFD_CHECK((p.y || p.extra) && p.hidden % 8 == 0 && p.k <= kMaxTopK);
+  AFD_CHECK((p.y || p.extra || p.routed_sum) && p.hidden % 8 == 0 && p.k <= kMaxTopK);
   if (p.tokens == 0) return;
   combine_kernel<<<dim3((p.hidden + kCombineCols - 1) / kCombineCols, p.tokens), kCombineThreads, 0, stream>>>(p);
+  AFD_CUDA_CHECK(cudaGetLastError());
+}
+
+void combine_partial_f32(const PartialCombineParams& p, cudaStream_t stream) {
+  AFD_CHECK(p.y && p.out && p.hidden % 8 == 0 && p.k <= kMaxTopK);
+  if (p.tokens == 0) return;
+  partial_kernel<<<dim3((p.hidden + kCombineCols - 1) / kCombineCols, p.tokens), kCombineThreads, 0, stream>>>(p);
   AFD_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -12,7 +12,10 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
   const int e = threadIdx.x, n = p.tokens * p.k;
   cnt[e] = 0;
   __syncthreads();
-  for (int i = e; i < n; i += kThreads) atomicAdd(&cnt[p.ids[i]], 1);
+  for (int i = e; i < n; i += kThreads) {
+    const int le = p.ids[i] - p.expert_lo;
+    if (le >= 0 && le < p.experts) atomicAdd(&cnt[le], 1);
+  }
   __syncthreads();
   const int c = cnt[e];  // 0 for e >= experts
   rows[e] = c;
@@ -36,7 +39,12 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
   cnt[e] = rows[e] - c;  // now the cursor: next free row of expert e
   __syncthreads();
   for (int i = e; i < n; i += kThreads) {
-    const int r = atomicAdd(&cnt[p.ids[i]], 1);
+    const int le = p.ids[i] - p.expert_lo;
+    if (le < 0 || le >= p.experts) {
+      p.slot_row[i] = -1;
+      continue;
+    }
+    const int r = atomicAdd(&cnt[le], 1);
     p.row_token[r] = i / p.k;
     p.slot_row[i] = r;
   }

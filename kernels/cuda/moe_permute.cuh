@@ -22,8 +22,10 @@ struct PermuteParams {
   int32_t* tile_offset;      // [experts + 1] out
   int32_t* row_token;        // [tokens * k] out
   int32_t* slot_row;         // [tokens * k] out
-  int tokens, k, experts;
+  int tokens, k, experts;   // experts: how many this GPU holds, ids expert_lo .. expert_lo + experts - 1
   int tile_rows;             // BM of the grouped GEMM that will read these offsets
+  int expert_lo;             // expert parallelism: first expert held here; assignments to experts outside the
+                             // range get slot_row = -1 and no row (offsets and rows are in local expert indices)
 };
 
 void moe_permute(const PermuteParams& p, cudaStream_t stream);

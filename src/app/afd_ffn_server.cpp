@@ -17,8 +17,8 @@
 namespace {
 
 // The FFN side asked for: GpuFfn where this build and machine have a GPU (device gpu, or auto), else CpuFfn.
-std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, const std::string& device, int gpu,
-                                          int max_tokens) {
+std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, const std::string& device,
+                                          const afd::app::RuntimeOptions& ro) {
   AFD_REQUIRE(device == "auto" || device == "cpu" || device == "gpu", "--ffn-device ", device,
               " is not one of auto, cpu, gpu");
   const bool use_gpu = device == "gpu" || (device == "auto" && afd::app::gpu_ffn_available());
@@ -27,10 +27,9 @@ std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, cons
   auto w = src.synthetic ? afd::make_synthetic_weights(*src.synthetic, parts, false)
                          : afd::load_weights<uint16_t>(src.dir, parts, false);
 #if AFD_HAVE_GPU_FFN
-  if (use_gpu) return std::make_unique<afd::gpu::GpuFfn>(w, gpu, max_tokens);
+  if (use_gpu) return std::make_unique<afd::gpu::GpuFfn>(w, afd::app::gpu_ffn_options(ro));
 #else
-  (void)gpu;
-  (void)max_tokens;
+  (void)ro;
 #endif
   return std::make_unique<afd::CpuFfn>(w);
 }
@@ -39,7 +38,7 @@ std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, cons
 
 int main(int argc, char** argv) {
   std::string config, model_dir, host = "127.0.0.1", device = "auto";
-  int port = -1, gpu = 0, max_tokens = 512;
+  int port = -1, gpu = 0, max_tokens = 512, window_us = 100;
   CLI::App app{"afd-ffn-server: serve the FFN side of a MoE model over TCP to afd attention processes "
                "(afd-run/afd-serve --ffn-remote host:port). Several attention processes may connect at once."};
   app.add_option("--config", config, "Runtime YAML: model.path (or model.synthetic) and runtime.ffn_device.");
@@ -47,9 +46,19 @@ int main(int argc, char** argv) {
   app.add_option("--port", port, "TCP port; 0 picks a free one (printed on stderr as 'listening on').")->required();
   app.add_option("--host", host, "Address to listen on; the default is loopback only.");
   app.add_option("--ffn-device", device, "Where the FFN side runs: gpu, cpu, or auto (gpu when present).");
-  app.add_option("--gpu", gpu, "GPU index for --ffn-device gpu.");
+  app.add_option("--gpu", gpu, "GPU index for --ffn-device gpu (the first of --gpus).");
+  afd::app::RuntimeOptions ro;
+  app.add_option("--gpus", ro.gpus, "GPUs from --gpu onwards; the routed experts are split over them.")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--ep-input", ro.ep_input, "Expert parallelism: copies (one host copy per GPU) or broadcast (NCCL).");
+  app.add_option("--ep-output", ro.ep_output, "Expert parallelism: reduce (NCCL reduce) or host-sum.");
   app.add_option("--max-step-tokens", max_tokens, "Tokens per FFN call at most (sizes the GPU workspace).")
       ->check(CLI::PositiveNumber);
+  app.add_option("--batch-window-us", window_us,
+                 "Cross-connection batching: requests of several attention processes for the same layer that are "
+                 "pending together run as one FFN call (up to --max-step-tokens rows); a request waits at most this "
+                 "long for the others, and only while another connection is busy. 0 disables batching.")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   try {
     afd::app::ModelSource src{model_dir, std::nullopt};
@@ -59,12 +68,26 @@ int main(int argc, char** argv) {
       if (!app.count("--ffn-device") && rc.ffn_device) device = *rc.ffn_device;
     }
     AFD_REQUIRE(!src.dir.empty() || src.synthetic, "give --model DIR or --config FILE.yaml");
-    auto ffn = make_ffn(src, device, gpu, max_tokens);
-    afd::transport::FfnServer server(*ffn, host, port);
+    ro.gpu = gpu;
+    ro.max_step_tokens = max_tokens;
+    if (!config.empty() && !app.count("--gpus")) {
+      const afd::RunConfig rc = afd::load_run_config(config);
+      if (rc.gpus) ro.gpus = *rc.gpus;
+    }
+    auto ffn = make_ffn(src, device, ro);
+    afd::transport::BatchOptions batch;
+    batch.window = std::chrono::microseconds(window_us);
+    batch.max_rows = max_tokens;
+    afd::transport::FfnServer server(*ffn, host, port, batch);
     std::fprintf(stderr, "afd-ffn-server: %s (%s) listening on %s:%d\n", src.label().c_str(), ffn->name().c_str(),
                  host.c_str(), server.port());
     server.run(/*handle_signals=*/true);
-    std::fprintf(stderr, "afd-ffn-server: stopped after serving %d connections\n", server.connections_served());
+    const afd::transport::BatchStats st = server.stats();
+    std::fprintf(stderr,
+                 "afd-ffn-server: stopped after serving %d connections: %lld requests in %lld backend calls "
+                 "(%lld batched), %.2f rows and %.2f requests per call\n",
+                 server.connections_served(), static_cast<long long>(st.requests), static_cast<long long>(st.calls),
+                 static_cast<long long>(st.batched_calls), st.rows_per_call(), st.requests_per_call());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "afd-ffn-server: error: %s\n", e.what());

@@ -30,7 +30,6 @@ void apply_config(const std::string& path, const CLI::App& app, afd::app::RunOpt
   if (!app.count("--top-p") && rc.top_p) o.sampling.top_p = *rc.top_p;
   if (!app.count("--seed") && rc.seed) o.sampling.seed = *rc.seed;
   afd::app::apply_runtime_config(rc, app, o.runtime);
-  if (!app.count("--gpus") && rc.gpus) o.runtime.gpus = *rc.gpus;
 }
 
 }  // namespace
@@ -52,7 +51,6 @@ int main(int argc, char** argv) {
                  "Engine: 'afd' (attention on CPU threads, FFN on the GPU or CPU, pipelined micro-batches) or "
                  "'reference' (float32 oracle forward, one prompt, CPU only).");
   afd::app::add_runtime_flags(app, o.runtime);
-  app.add_option("--gpus", o.runtime.gpus, "GPUs the routed experts are spread over (for --dry-run's plan).");
   app.add_flag("--dry-run", o.dry_run,
                "Print the memory plan (host weights and KV capacity, weights per GPU, the decode-step bound at "
                "--max-batch and --context) and exit without loading or allocating anything.");
@@ -61,7 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--trace", o.trace_file, "Write a Chrome trace (Perfetto) of the first steps' spans to this file.");
   app.add_option("--requests", o.requests_file,
                  "JSONL requests run as one batch: {\"prompt\" | \"prompt_ids\", \"max_new_tokens\", "
-                 "\"temperature\", \"top_k\", \"top_p\", \"seed\", \"ignore_eos\"} per line.");
+                 "\"temperature\", \"top_k\", \"top_p\", \"seed\", \"ignore_eos\", \"stop\" (a string or a list)} per line.");
   app.add_option("--prompt", o.prompt, "Prompt text, encoded with the model's tokenizer (BOS added as it says).");
   app.add_flag("--chat", o.chat, "Render --prompt as a user turn with the model's chat template.");
   app.add_option("--system", o.system, "A system message for --chat.");
@@ -74,6 +72,12 @@ int main(int argc, char** argv) {
   app.add_option("--top-p", o.sampling.top_p, "Nucleus sampling mass in (0, 1]; 1 = all.");
   app.add_option("--seed", o.sampling.seed, "Seed of the sampler (same seed, same output).");
   app.add_flag("--ignore-eos", o.ignore_eos, "Keep generating after an end-of-sequence token.");
+  app.add_option("--stop", o.stop,
+                 "Stop string (repeatable; needs the model's tokenizer.json): a request ends as soon as its decoded "
+                 "text contains one; the text is cut just before it, the tokens after the one that completed it are "
+                 "not generated, and finish_reason is \"stop\". Taken literally: pass a newline as $'\\n'; one "
+                 "starting with '-' as --stop=-x. Requests in --requests may carry their own \"stop\" instead.")
+      ->allow_extra_args(false);
   app.add_flag("--json", o.json,
                "Print one JSON object (prompt_ids, output_ids, text, finish_reason, timings) instead of streaming.");
   app.add_option("--dump-logits", o.dump_logits,

@@ -45,7 +45,29 @@ std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w
   return make_engine(make_backends(std::move(w), o), o);
 }
 
-Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
+#if AFD_HAVE_GPU_FFN
+gpu::GpuFfnOptions gpu_ffn_options(const RuntimeOptions& o) {
+  AFD_REQUIRE(o.gpus >= 1, "--gpus must be >= 1, not ", o.gpus);
+  gpu::GpuFfnOptions g;
+  g.devices.clear();
+  for (int i = 0; i < o.gpus; ++i) g.devices.push_back(o.gpu + i);
+  g.max_tokens = o.max_step_tokens;
+  g.input = gpu::parse_ep_input(o.ep_input);
+  g.output = gpu::parse_ep_output(o.ep_output);
+  return g;
+}
+#endif
+
+std::shared_ptr<AttnBackend> make_attn_backend(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
+  attn::CpuAttnOptions ao;
+  ao.threads = o.attn_threads;
+  ao.block_size = o.kv_block;
+  ao.pool_bytes = o.kv_pool_mb << 20;
+  ao.max_seqs = std::max(o.max_batch * 2, 16);
+  return std::make_shared<attn::CpuAttention>(std::move(w), ao);
+}
+
+std::shared_ptr<FfnBackend> make_ffn_backend(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
   check_ffn_device(o);
   const bool gpu =
       o.ffn_remote.empty() && (o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available()));
@@ -56,22 +78,17 @@ Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOption
               "this build has no CUDA (configure where nvcc is found)"
 #endif
   );
-  attn::CpuAttnOptions ao;
-  ao.threads = o.attn_threads;
-  ao.block_size = o.kv_block;
-  ao.pool_bytes = o.kv_pool_mb << 20;
-  ao.max_seqs = std::max(o.max_batch * 2, 16);
-  Backends b;
-  b.attn = std::make_shared<attn::CpuAttention>(w, ao);
-  if (!o.ffn_remote.empty()) {
-    b.ffn = std::make_shared<transport::RemoteFfn>(o.ffn_remote, w->cfg);
-  } else if (gpu) {
+  if (!o.ffn_remote.empty()) return std::make_shared<transport::RemoteFfn>(o.ffn_remote, w->cfg);
 #if AFD_HAVE_GPU_FFN
-    b.ffn = std::make_shared<gpu::GpuFfn>(w, o.gpu, o.max_step_tokens);
+  if (gpu) return std::make_shared<gpu::GpuFfn>(w, gpu_ffn_options(o));
 #endif
-  } else {
-    b.ffn = std::make_shared<CpuFfn>(w);
-  }
+  return std::make_shared<CpuFfn>(w);
+}
+
+Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
+  Backends b;
+  b.ffn = make_ffn_backend(w, o);  // first: its device checks are the cheaper failure
+  b.attn = make_attn_backend(w, o);
   return b;
 }
 

@@ -9,6 +9,9 @@
 
 #include "engine/engine.h"
 #include "model/synthetic.h"
+#if AFD_HAVE_GPU_FFN
+#include "moe_gpu/gpu_ffn.h"
+#endif
 
 namespace afd::app {
 
@@ -21,7 +24,9 @@ struct RuntimeOptions {
   int max_step_tokens = 512;
   int64_t kv_pool_mb = 1024;        // host KV pool
   int kv_block = 64;                // positions per KV block
-  int gpus = 1;                     // GPUs for the routed experts (memory plan; one GPU runs today)
+  int gpus = 1;                     // GPUs gpu .. gpu + gpus - 1 share the routed experts (expert parallelism)
+  std::string ep_input = "copies";  // expert parallelism: copies | broadcast (gpu::EpInput)
+  std::string ep_output = "reduce"; // expert parallelism: reduce | host-sum (gpu::EpOutput)
   bool trace = false;
   int trace_steps = 16;             // steps whose spans are kept when tracing
   bool show_progress = true;
@@ -49,8 +54,15 @@ struct Backends {
   std::shared_ptr<FfnBackend> ffn;
 };
 Backends make_backends(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
+// Either side alone (a sweep over attention threads rebuilds only the attention side).
+std::shared_ptr<AttnBackend> make_attn_backend(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
+std::shared_ptr<FfnBackend> make_ffn_backend(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o);
 // An engine over existing backends with `o`'s scheduling options (micro-batches, batch, step tokens, trace).
 std::unique_ptr<engine::Engine> make_engine(const Backends& b, const RuntimeOptions& o);
+#if AFD_HAVE_GPU_FFN
+// The GPU FFN's options from the runtime's (GPUs, per-call tokens, expert-parallel transfer modes).
+gpu::GpuFfnOptions gpu_ffn_options(const RuntimeOptions& o);
+#endif
 std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress);
 
 }  // namespace afd::app

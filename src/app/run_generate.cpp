@@ -9,7 +9,7 @@
 #include "app/timing.h"
 #include "model/reference.h"
 #include "model/safetensors.h"
-#include "tokenizer/stream_decoder.h"
+#include "tokenizer/text_stream.h"
 #include "util/error.h"
 
 namespace afd::app {
@@ -22,6 +22,8 @@ int run_generate(const RunOptions& o) {
   ReferenceModel model(load_ref_weights(o.model, !o.json));
   const ModelConfig& cfg = model.config();
   const std::optional<tok::Tokenizer> tk = find_tokenizer(o.model);
+  AFD_REQUIRE(o.stop.empty() || tk.has_value(), "--stop needs the model's tokenizer.json, which ", o.model,
+              " does not have");
   const auto t1 = Clock::now();
 
   const std::vector<int32_t> prompt = prompt_ids(o, cfg, tk);
@@ -40,9 +42,9 @@ int run_generate(const RunOptions& o) {
   }
   const auto t2 = Clock::now();
 
-  // Text streams as it completes (never a broken UTF-8 sequence); without a tokenizer, ids stream.
-  std::optional<tok::StreamDecoder> stream;
-  if (tk) stream.emplace(*tk, /*skip_special=*/true);
+  // Text streams as it completes (never a broken UTF-8 sequence, never a stop string); without a tokenizer, ids.
+  std::optional<tok::TextStream> stream;
+  if (tk) stream.emplace(*tk, o.stop);
   if (!o.json && tk && !o.chat && o.prompt_ids.empty()) std::fputs(tk->decode(prompt, true).c_str(), stdout);
   std::vector<int32_t> out;
   std::string text, finish = "length";
@@ -56,6 +58,10 @@ int run_generate(const RunOptions& o) {
       std::fputs(piece.c_str(), stdout);
       std::fflush(stdout);
     }
+    if (stream && stream->stopped()) {
+      finish = "stop";
+      break;
+    }
     const auto& eos = cfg.eos_token_ids;
     if (!o.ignore_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
       finish = "eos";
@@ -64,7 +70,7 @@ int run_generate(const RunOptions& o) {
     if (step + 1 < o.max_new_tokens) logits = model.forward(&next, 1, cache, false);
   }
   if (stream) {
-    const std::string rest = stream->flush();
+    const std::string rest = stream->finish();
     text += rest;
     if (!o.json) std::fputs(rest.c_str(), stdout);
   }

@@ -28,6 +28,7 @@ struct RunOptions {
   int max_new_tokens = 32;
   SamplingParams sampling;
   bool ignore_eos = false;
+  std::vector<std::string> stop;  // stop strings: a request ends when its decoded text contains one (needs tokenizer)
   bool json = false;
   std::string dump_logits;
   std::string perplexity_file;

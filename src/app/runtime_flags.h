@@ -17,6 +17,15 @@ inline void add_runtime_flags(CLI::App& app, RuntimeOptions& r) {
   app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
   app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
   app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
+  app.add_option("--gpus", r.gpus,
+                 "GPUs for the FFN side, --gpu onwards: the routed experts are split over them (expert parallelism); "
+                 "with --dry-run, the GPUs the memory plan assumes.");
+  app.add_option("--ep-input", r.ep_input,
+                 "Expert parallelism: how activations reach the GPUs: copies (one host copy each) or broadcast "
+                 "(one copy + NCCL broadcast).");
+  app.add_option("--ep-output", r.ep_output,
+                 "Expert parallelism: how partial sums come back: reduce (NCCL reduce onto the first GPU) or "
+                 "host-sum (each GPU copies back, the host adds).");
   app.add_option("--ffn-remote", r.ffn_remote,
                  "host:port of an afd-ffn-server: run attention here and the FFN side there (--ffn-device unused).");
 }
@@ -29,6 +38,7 @@ inline void apply_runtime_config(const RunConfig& rc, const CLI::App& app, Runti
   if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
   if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
   if (!app.count("--ffn-remote") && rc.ffn_remote) r.ffn_remote = *rc.ffn_remote;
+  if (!app.count("--gpus") && rc.gpus) r.gpus = *rc.gpus;
 }
 
 }  // namespace afd::app

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "attn_cpu/kv_fill.h"
 #include "attn_cpu/norm_rope.h"
 #include "util/error.h"
 #include "util/numeric.h"
@@ -158,6 +159,17 @@ void CpuAttention::embed(const int32_t* ids, int n, uint16_t* x) {
     std::copy_n(w_->embed.data() + static_cast<size_t>(ids[i]) * c.hidden_size, c.hidden_size,
                 x + static_cast<size_t>(i) * c.hidden_size);
   }
+}
+
+void CpuAttention::fill_synthetic(int slot, int len, uint64_t seed) {
+  // The gains a real row carries: MLA latents are kv_a_layernorm outputs; GQA keys are k_norm outputs (qk_norm).
+  const ModelConfig& c = config();
+  KvFillGains g;
+  if (c.is_mla() || c.qk_norm) {
+    g.k_gain_len = c.is_mla() ? c.kv_lora_rank : c.head_dim;
+    for (const auto& L : layers_) g.k_gain.push_back(c.is_mla() ? L->kv_a_norm.data() : L->k_norm.data());
+  }
+  fill_kv_synthetic(*cache_, *pool_, slot, len, seed, g);
 }
 
 template <typename F>

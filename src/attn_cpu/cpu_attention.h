@@ -45,6 +45,8 @@ class CpuAttention : public AttnBackend {
   KvManager& kv() override { return *cache_; }
   void embed(const int32_t* ids, int n, uint16_t* x) override;
   void attn_half(int layer, const AttnBatch& b, uint16_t* x) override;
+  // Writes the paged bf16 cache directly on the worker threads (attn_cpu/kv_fill.h).
+  void fill_synthetic(int slot, int len, uint64_t seed) override;
 
   PagedKvCache& cache() { return *cache_; }
   cpu::Isa kernel_isa() const { return core_->kernels().isa; }

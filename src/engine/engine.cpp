@@ -10,11 +10,15 @@ Engine::Engine(std::shared_ptr<AttnBackend> attn, std::shared_ptr<FfnBackend> ff
     : attn_(std::move(attn)),
       ffn_(std::move(ffn)),
       opt_(opt),
-      sched_(attn_->kv(), [&] {
-        SchedulerOptions s = opt.scheduler;
-        if (s.max_context <= 0) s.max_context = attn_->config().max_position_embeddings;
-        return s;
-      }()),
+      sched_(
+          attn_->kv(),
+          [&] {
+            SchedulerOptions s = opt.scheduler;
+            if (s.max_context <= 0) s.max_context = attn_->config().max_position_embeddings;
+            return s;
+          }(),
+          // GenRequest::synthetic_context: the attention side fills the KV cache it owns.
+          [this](int slot, int len, uint64_t seed) { attn_->fill_synthetic(slot, len, seed); }),
       pipe_(*attn_, *ffn_, opt.micro_batches) {
   AFD_REQUIRE(opt.scheduler.max_step_tokens >= opt.scheduler.max_batch, "max_step_tokens (",
               opt.scheduler.max_step_tokens, ") must be at least max_batch (", opt.scheduler.max_batch, ")");
@@ -33,6 +37,8 @@ int64_t Engine::submit(GenRequest r, TokenCallback cb) {
                 " ids)");
   AFD_REQUIRE(r.max_new_tokens >= 0, "max_new_tokens ", r.max_new_tokens, " must be >= 0");
   validate(r.sampling);
+  AFD_REQUIRE(!(r.synthetic_context && r.score_only), "synthetic_context cannot be scored (score_only): its prompt "
+              "positions are not computed");
   auto s = std::make_unique<Sequence>();
   s->id = next_id_++;
   s->tokens = r.prompt;

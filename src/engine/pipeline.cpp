@@ -198,6 +198,7 @@ void Pipeline::ffn_step() {
       {
         std::lock_guard<std::mutex> lk(span_mu_);
         stats_->xfer_s += ffn_.last_transfer_seconds();
+        add_gpu_busy(stats_->gpu_busy_s, ffn_.last_device_busy_seconds());
       }
       {
         std::lock_guard<std::mutex> lk(mu_);

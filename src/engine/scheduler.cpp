@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.h"
+#include "util/numeric.h"
 
 namespace afd::engine {
 
@@ -63,6 +64,21 @@ std::vector<StepItem> Scheduler::plan(std::vector<std::unique_ptr<Sequence>>& fi
     if (!kv_.reserve(slot, footprint)) {  // not now: wait for running sequences to free blocks
       kv_.close(slot);
       break;
+    }
+    const int prompt_len = static_cast<int>(s.req.prompt.size());
+    if (s.req.synthetic_context && prompt_len > 1) {
+      try {
+        if (!fill_) fail("this engine cannot fill a KV cache with synthetic values");
+        fill_(slot, prompt_len - 1, splitmix64(static_cast<uint64_t>(s.id)));
+      } catch (const Error& e) {  // the backend cannot: the request can never run here
+        kv_.close(slot);
+        s.finish = FinishReason::kRejected;
+        s.error = std::string("synthetic_context: ") + e.what();
+        finished.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+        continue;
+      }
+      s.cached = prompt_len - 1;
     }
     s.slot = slot;
     running_.push_back(std::move(waiting_.front()));

@@ -3,10 +3,12 @@
 // Admission is FCFS and bounded by max_batch running sequences and by KV blocks: a request is admitted only when
 // its whole footprint (prompt + max_new_tokens positions) can be reserved, so a running sequence never runs out of
 // KV mid-generation (no preemption needed). A request that could never fit the pool is rejected with a reason.
+// A synthetic_context request gets its KV filled at admission and starts with cached = prompt_len - 1.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -28,9 +30,15 @@ struct StepItem {
   bool sample;  // the step ends at the last prompt token or a decode token: a next token is sampled
 };
 
+// Fills positions [0, len) of a KV slot with synthetic values (AttnBackend::fill_synthetic); throws afd::Error when
+// the backend cannot.
+using SyntheticKvFill = std::function<void(int slot, int len, uint64_t seed)>;
+
 class Scheduler {
  public:
-  Scheduler(KvManager& kv, const SchedulerOptions& opt) : kv_(kv), opt_(opt) {}
+  // `fill` serves GenRequest::synthetic_context; without one such requests are rejected.
+  Scheduler(KvManager& kv, const SchedulerOptions& opt, SyntheticKvFill fill = {})
+      : kv_(kv), opt_(opt), fill_(std::move(fill)) {}
 
   void add(std::unique_ptr<Sequence> s);
   // Admits what fits, then plans the next step (empty when nothing runs). Rejected requests are finished here.
@@ -45,6 +53,7 @@ class Scheduler {
  private:
   KvManager& kv_;
   SchedulerOptions opt_;
+  SyntheticKvFill fill_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
 };

@@ -17,6 +17,11 @@ struct GenRequest {
   bool ignore_eos = false;
   bool all_logits = false;           // keep f32 logits of every prompt position and every step (tests, dumps)
   bool score_only = false;           // run the prompt, sample nothing (perplexity); implies all_logits
+  // Benchmark facility: at admission the KV cache of prompt positions [0, prompt_len - 1) is filled with random
+  // values (AttnBackend::fill_synthetic) instead of being computed, and only the last prompt token runs through the
+  // model. The text is meaningless; what follows costs exactly what it costs after a real prefill of the prompt
+  // (same KV lengths, same blocks). With all_logits, rows start at the last prompt position. Not with score_only.
+  bool synthetic_context = false;
 };
 
 // kRejected: the scheduler could not run the request (it can never fit); kFailed: a backend failed while it ran

@@ -15,6 +15,21 @@ void StatsTotals::add(const StepStats& s) {
   attn_s += s.attn_s;
   ffn_s += s.ffn_s;
   xfer_s += s.xfer_s;
+  add_gpu_busy(gpu_busy_s, s.gpu_busy_s);
+}
+
+double gpu_imbalance(const std::vector<double>& busy) {
+  double sum = 0, mx = 0;
+  for (double b : busy) {
+    sum += b;
+    mx = b > mx ? b : mx;
+  }
+  return sum > 0 ? mx * static_cast<double>(busy.size()) / sum : 1.0;
+}
+
+void add_gpu_busy(std::vector<double>& into, const std::vector<double>& call) {
+  if (into.size() < call.size()) into.resize(call.size(), 0.0);
+  for (size_t i = 0; i < call.size(); ++i) into[i] += call[i];
 }
 
 std::string StatsTotals::summary() const {
@@ -25,7 +40,17 @@ std::string StatsTotals::summary() const {
                 "(idle %.3f; transfers %.3f), overlap %.2f",
                 static_cast<long long>(steps), static_cast<long long>(tokens), step_s * ms, attn_s * ms,
                 (step_s - attn_s) * ms, ffn_s * ms, (step_s - ffn_s) * ms, xfer_s * ms, overlap());
-  return buf;
+  std::string out = buf;
+  if (gpu_busy_s.size() > 1) {
+    out += "; FFN GPUs busy";
+    for (double b : gpu_busy_s) {
+      std::snprintf(buf, sizeof buf, " %.3f", b * ms);
+      out += buf;
+    }
+    std::snprintf(buf, sizeof buf, " ms (imbalance max/mean %.2f)", gpu_imbalance(gpu_busy_s));
+    out += buf;
+  }
+  return out;
 }
 
 void write_chrome_trace(const std::string& path, const std::vector<StepStats>& steps) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "util/error.h"
 
 namespace afd {
 
@@ -46,6 +47,15 @@ class AttnBackend {
   // (or MLA latents) for `layer` to each sequence's cache. Every slot must have been reserved for
   // cached_len + its token count. Causal within the micro-batch (chunked prefill) and over the cache.
   virtual void attn_half(int layer, const AttnBatch& b, uint16_t* x) = 0;
+
+  // Benchmark facility (GenRequest::synthetic_context): writes random values of the scale a real prefill leaves
+  // (GQA: K and V; MLA: the normalised latent and the rotated k_pe) into positions [0, len) of `slot` in every
+  // layer, deterministically from `seed`, touching nothing else. The slot must have been reserved for len
+  // positions. Costs memory bandwidth, not a forward pass. Backends that cannot do it throw afd::Error.
+  virtual void fill_synthetic(int slot, int len, uint64_t seed) {
+    (void)slot, (void)len, (void)seed;
+    fail(name(), " cannot fill its KV cache with synthetic values (not supported)");
+  }
 };
 
 }  // namespace afd

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/sampler.h"
@@ -35,6 +36,10 @@ class FfnBackend {
   // Seconds the last ffn_half spent moving activations in and out (device copies, timed on the device); 0 when
   // there is nothing to move (the CPU FFN). For the per-step transfer statistic.
   virtual double last_transfer_seconds() const { return 0; }
+
+  // Per-GPU busy seconds of the last ffn_half (one entry per GPU that took part; empty for a CPU backend). Under
+  // expert parallelism the spread between them is the load imbalance the step statistics report.
+  virtual std::vector<double> last_device_busy_seconds() const { return {}; }
 
   // Accelerator memory this side holds (weights + workspace), for memory reports; 0 for a CPU backend.
   virtual int64_t device_memory_bytes() const { return 0; }

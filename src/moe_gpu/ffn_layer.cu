@@ -81,27 +81,19 @@ void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden,
   cuda::grouped_gemm_bf16_bf16(g, s);
 }
 
-void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
-                   bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {
-  auto mark = [marks](const char* stage) {
-    if (marks) marks->mark(marks->ctx, stage);
-  };
-  AFD_CHECK(n >= 0 && n <= ws.max_tokens, "n ", n, " max ", ws.max_tokens);
-  if (n == 0) return;
-  const int h = c.hidden_size;
-  cuda::rmsnorm_bf16_bf16({x, L.post_norm, ws.xn, n, h, c.rms_norm_eps}, s);
-  mark("norm");
-  cuda::CombineParams cp{};
-  cp.x = x;
-  cp.tokens = n;
-  cp.hidden = h;
-  if (!L.moe) {
-    run_dense_mlp(L.dense_gate_up, L.dense_down, L.dense_width, h, ws.xn, n, ws, ws.extra, s);
-    cp.extra = ws.extra;
-    cuda::combine_residual_bf16(cp, s);
-    return;
-  }
-  const int E = c.n_routed_experts, k = c.top_k, I = L.expert_width;
+namespace {
+
+void mark_stage(const StageMarks* marks, const char* stage) {
+  if (marks) marks->mark(marks->ctx, stage);
+}
+
+// Router GEMM, routing, permutation over the experts L holds, and the two grouped GEMMs: afterwards ws.y holds
+// the expert outputs in permuted order and ws.slot_row / ws.weights say where each (token, slot) went.
+void routed_experts(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas, int n,
+                    cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {
+  const int h = c.hidden_size, E = c.n_routed_experts, k = c.top_k, I = L.expert_width;
+  AFD_CHECK(L.expert_count > 0 && L.expert_lo >= 0 && L.expert_lo + L.expert_count <= E, "experts ",
+            L.expert_lo, "+", L.expert_count, " of ", E);
   // Router logits [n, E] = xn · router^T (column-major view: logits^T [E, n] = router [E,h] · xn^T).
   const float one = 1.0f, zero = 0.0f;
   AFD_CUBLAS_CHECK(cublasSetStream(blas, s));
@@ -111,7 +103,7 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   AFD_CUBLAS_CHECK(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, E, n, h, &one, L.router, CUDA_R_16BF, h, ws.xn,
                                 CUDA_R_16BF, h, &zero, out, L.router_fp32_logits ? CUDA_R_32F : CUDA_R_16BF, E,
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  mark("router_gemm");
+  mark_stage(marks, "router_gemm");
   cuda::RouteParams rp{};
   rp.logits = L.router_fp32_logits ? ws.logits : nullptr;
   rp.logits_bf16 = L.router_fp32_logits ? nullptr : ws.logits_bf16;
@@ -128,19 +120,21 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   rp.scale = static_cast<float>(c.routed_scaling_factor);
   rp.round_weights_bf16 = c.arch == Arch::kQwen3Moe;
   cuda::route_topk_f32(rp, s);
-  mark("route");
+  mark_stage(marks, "route");
 
   const cuda::GemmTile tile = tile_override ? *tile_override : routed_tile(c, n);
-  const int bm = cuda::gemm_tile_rows(tile);
-  cuda::moe_permute({ws.ids, ws.group_offset, ws.tile_offset, ws.row_token, ws.slot_row, n, k, E, bm}, s);
-  mark("permute");
-  const int rows = n * k;
+  const int bm = cuda::gemm_tile_rows(tile), local = L.expert_count;
+  cuda::moe_permute({ws.ids, ws.group_offset, ws.tile_offset, ws.row_token, ws.slot_row, n, k, local, bm,
+                     L.expert_lo},
+                    s);
+  mark_stage(marks, "permute");
+  const int rows = n * k;  // an upper bound of the rows this GPU's experts receive
   cuda::GroupedGemmParams g{};
   g.tile = tile;
-  g.groups = E;
+  g.groups = local;
   g.group_offset = ws.group_offset;
   g.tile_offset = ws.tile_offset;
-  g.max_tiles = (rows + bm - 1) / bm + std::min(E, rows);
+  g.max_tiles = (rows + bm - 1) / bm + std::min(local, rows);
   g.a = ws.xn;
   g.a_rows = ws.row_token;
   g.w = L.experts_gate_up;
@@ -150,7 +144,7 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   g.k = h;
   g.silu_mul = true;
   cuda::grouped_gemm_bf16_bf16(g, s);
-  mark("gate_up_silu");
+  mark_stage(marks, "gate_up_silu");
   g.silu_mul = false;
   g.a = ws.act;
   g.a_rows = nullptr;
@@ -160,19 +154,66 @@ void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspac
   g.n = h;
   g.k = I;
   cuda::grouped_gemm_bf16_bf16(g, s);
-  mark("down");
+  mark_stage(marks, "down");
+}
+
+}  // namespace
+
+void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
+                   bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {
+  AFD_CHECK(n >= 0 && n <= ws.max_tokens, "n ", n, " max ", ws.max_tokens);
+  if (n == 0) return;
+  const int h = c.hidden_size;
+  cuda::rmsnorm_bf16_bf16({x, L.post_norm, ws.xn, n, h, c.rms_norm_eps}, s);
+  mark_stage(marks, "norm");
+  cuda::CombineParams cp{};
+  cp.x = x;
+  cp.tokens = n;
+  cp.hidden = h;
+  if (!L.moe) {
+    run_dense_mlp(L.dense_gate_up, L.dense_down, L.dense_width, h, ws.xn, n, ws, ws.extra, s);
+    cp.extra = ws.extra;
+    cuda::combine_residual_bf16(cp, s);
+    return;
+  }
+  AFD_CHECK(L.expert_lo == 0 && L.expert_count == c.n_routed_experts, "a one-GPU layer holds every expert");
+  routed_experts(c, L, ws, blas, n, s, tile_override, marks);
   if (L.shared_gate_up) {
     run_dense_mlp(L.shared_gate_up, L.shared_down, L.shared_width, h, ws.xn, n, ws, ws.extra, s);
     cp.extra = ws.extra;
-    mark("shared");
+    mark_stage(marks, "shared");
   }
   cp.y = ws.y;
   cp.slot_row = ws.slot_row;
   cp.weights = ws.weights;
-  cp.k = k;
+  cp.k = c.top_k;
   cp.round_products = c.arch == Arch::kQwen3Moe;
   cuda::combine_residual_bf16(cp, s);
-  mark("combine");
+  mark_stage(marks, "combine");
+}
+
+void run_ffn_partial(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
+                     const bf16* x, int n, cudaStream_t s, float* partial, bool with_shared) {
+  AFD_CHECK(L.moe && n >= 0 && n <= ws.max_tokens, "n ", n, " max ", ws.max_tokens);
+  if (n == 0) return;
+  const int h = c.hidden_size;
+  cuda::rmsnorm_bf16_bf16({x, L.post_norm, ws.xn, n, h, c.rms_norm_eps}, s);
+  routed_experts(c, L, ws, blas, n, s, nullptr, nullptr);
+  cuda::combine_partial_f32({ws.y, ws.slot_row, ws.weights, partial, n, h, c.top_k, c.arch == Arch::kQwen3Moe}, s);
+  if (with_shared && L.shared_gate_up)
+    run_dense_mlp(L.shared_gate_up, L.shared_down, L.shared_width, h, ws.xn, n, ws, ws.extra, s);
+}
+
+void finish_ffn_partial(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, bf16* x, int n,
+                        const float* routed_sum, cudaStream_t s) {
+  if (n == 0) return;
+  cuda::CombineParams cp{};
+  cp.x = x;
+  cp.tokens = n;
+  cp.hidden = c.hidden_size;
+  cp.routed_sum = routed_sum;
+  cp.extra = L.shared_gate_up ? ws.extra : nullptr;
+  cuda::combine_residual_bf16(cp, s);
 }
 
 }  // namespace afd::gpu

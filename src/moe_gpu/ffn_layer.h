@@ -35,6 +35,9 @@ struct FfnLayerDev {
   const bf16* experts_gate_up = nullptr;// [E, 2 * expert_width, hidden], each expert's gate/up interleaved by 8
   const bf16* experts_down = nullptr;   // [E, hidden, expert_width]
   int expert_width = 0;
+  // Expert parallelism: this GPU holds experts [expert_lo, expert_lo + expert_count) and experts_* hold only those
+  // (local index e - expert_lo). One GPU: 0 and E.
+  int expert_lo = 0, expert_count = 0;
   const bf16* shared_gate_up = nullptr; // [2 * shared_width, hidden] (interleaved by 8) or null
   const bf16* shared_down = nullptr;    // [hidden, shared_width]
   int shared_width = 0;
@@ -77,6 +80,16 @@ struct StageMarks {
 void run_ffn_layer(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
                    bf16* x_dev, int n, cudaStream_t stream, const cuda::GemmTile* tile = nullptr,
                    const StageMarks* marks = nullptr);
+
+// Expert parallelism, the part of a MoE layer one GPU does: post-norm, the full routing (every GPU routes every
+// token the same way), its own experts' GEMMs and partial = sum of their weighted outputs (fp32 [n, hidden]); with
+// `with_shared` also the shared experts into ws.extra. x_dev is read, not changed.
+void run_ffn_partial(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
+                     const bf16* x_dev, int n, cudaStream_t stream, float* partial, bool with_shared);
+// Then on the GPU that did the shared experts: x = bf16(x + bf16(bf16(routed_sum) + shared)), routed_sum being the
+// partials of every GPU summed.
+void finish_ffn_partial(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorkspace& ws, bf16* x_dev, int n,
+                        const float* routed_sum, cudaStream_t stream);
 
 // The gated MLP alone on activations xn [n, hidden]: out = down(silu(gate xn) * up xn), via ws.act.
 void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden, const bf16* xn, int n,

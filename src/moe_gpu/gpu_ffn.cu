@@ -1,4 +1,5 @@
 #include "moe_gpu/gpu_ffn.h"
+#include "moe_gpu/gpu_ffn_peer.h"
 
 #include <cstring>
 #include <sstream>
@@ -57,16 +58,18 @@ void place_mlp(const Mlp<uint16_t>& m, int layer, DeviceArena& a, bool upload, c
 
 }  // namespace
 
-void GpuFfn::place_weights(DeviceArena& a, bool upload) {
+void GpuFfn::place_weights(DeviceArena& a, bool upload, int lo, int count, bool home,
+                           std::vector<FfnLayerDev>& layers) {
   const ModelConfig& c = w_->cfg;
-  layers_.assign(c.num_layers, FfnLayerDev{});
+  layers.assign(c.num_layers, FfnLayerDev{});
   for (int l = 0; l < c.num_layers; ++l) {
     const FfnLayer<uint16_t>& src = w_->ffn[l];
-    FfnLayerDev& L = layers_[l];
+    FfnLayerDev& L = layers[l];
+    L.moe = src.moe;
+    if (!src.moe && !home) continue;  // dense layers run on the first GPU only
     bf16* norm = a.take<bf16>(src.post_norm.size());
     put(norm, src.post_norm.data(), src.post_norm.size(), upload);
     L.post_norm = norm;
-    L.moe = src.moe;
     if (!src.moe) {
       place_mlp(src.dense, l, a, upload, &L.dense_gate_up, &L.dense_down);
       L.dense_width = src.dense.gate.out;
@@ -84,29 +87,33 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload) {
       put(b, src.router_bias.data(), src.router_bias.size(), upload);
       L.router_bias = b;
     }
-    // Experts stacked [E, 2I, h] and [E, h, I] so the grouped GEMM indexes expert e at a fixed stride.
+    // This GPU's experts stacked [count, 2I, h] and [count, h, I] so the grouped GEMM indexes local expert e at a
+    // fixed stride.
     const int I = src.experts[0].gate.out;
     const size_t gu_elems = static_cast<size_t>(2) * I * h, d_elems = static_cast<size_t>(h) * I;
-    bf16* gu = a.take<bf16>(gu_elems * E);
-    bf16* dn = a.take<bf16>(d_elems * E);
-    for (int e = 0; e < E; ++e) {
+    bf16* gu = a.take<bf16>(gu_elems * count);
+    bf16* dn = a.take<bf16>(d_elems * count);
+    for (int e = lo; e < lo + count; ++e) {
       const Mlp<uint16_t>& m = src.experts[e];
       AFD_REQUIRE(m.gate.out == I && m.up.out == I && m.down.in == I && m.gate.in == h && m.down.out == h,
                   "GpuFfn: layer ", l, " expert ", e, " has a shape unlike expert 0's");
       require_no_bias(m.gate, l);
       require_no_bias(m.up, l);
       require_no_bias(m.down, l);
-      put_gate_up(gu ? gu + e * gu_elems : nullptr, m.gate, m.up, l, upload);
-      put(dn ? dn + e * d_elems : nullptr, m.down.w.data(), m.down.w.size(), upload);
+      put_gate_up(gu ? gu + (e - lo) * gu_elems : nullptr, m.gate, m.up, l, upload);
+      put(dn ? dn + (e - lo) * d_elems : nullptr, m.down.w.data(), m.down.w.size(), upload);
     }
     L.experts_gate_up = gu;
     L.experts_down = dn;
     L.expert_width = I;
-    if (src.has_shared) {
+    L.expert_lo = lo;
+    L.expert_count = count;
+    if (src.has_shared && home) {
       place_mlp(src.shared, l, a, upload, &L.shared_gate_up, &L.shared_down);
       L.shared_width = src.shared.gate.out;
     }
   }
+  if (!home) return;
   bf16* fn = a.take<bf16>(w_->final_norm.size());
   bf16* lm = a.take<bf16>(w_->lm_head.w.size());
   put(fn, w_->final_norm.data(), w_->final_norm.size(), upload);
@@ -115,39 +122,74 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload) {
   lm_head_ = lm;
 }
 
-GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
-    : w_(std::move(w)), device_(device), max_tokens_(max_tokens) {
-  AFD_REQUIRE(w_ && (w_->parts & kWeightsFfn) && (w_->parts & kWeightsHead),
-              "GpuFfn needs the FFN and head parts of the weights");
-  AFD_REQUIRE(max_tokens > 0, "GpuFfn: max tokens per call must be > 0, not ", max_tokens);
-  const ModelConfig& c = w_->cfg;
-  AFD_REQUIRE(c.hidden_size % 8 == 0 && c.vocab_size % 8 == 0, "GpuFfn: hidden size ", c.hidden_size,
-              " and vocabulary ", c.vocab_size, " must be multiples of 8");
+void prepare_device(int device) {
   // The FFN driver thread waits on the GPU at every layer: let it sleep rather than spin on a core, since the CPU
   // is the side afd is short of. Harmless if a context with other flags already exists (then it keeps those).
   if (device >= 0 && device < device_count() && cudaSetDevice(device) == cudaSuccess &&
       cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess)
     (void)cudaGetLastError();
-  const DeviceInfo info = device_info(device);  // selects the device
+}
 
-  DeviceArena plan_w, plan_ws;
-  place_weights(plan_w, false);
-  carve_workspace(c, max_tokens, plan_ws);
-  const size_t T = max_tokens, V = c.vocab_size;
-  plan_ws.take_bytes(T * V * (sizeof(bf16) + sizeof(float)) + T * (sizeof(cuda::RowSampling) + 4) + 4096);
-  const size_t need = plan_w.used() + plan_ws.used(), margin = size_t{64} << 20;
+void require_fits(const ModelConfig& c, int device, size_t weights, size_t workspace, int max_tokens) {
+  const DeviceInfo info = device_info(device);  // selects the device
+  const size_t need = weights + workspace, margin = size_t{64} << 20;
   if (need + margin > info.free_bytes) {
     std::ostringstream os;
-    os << "GpuFfn: " << c.source << " needs " << need << " bytes on GPU " << device << " (" << plan_w.used()
-       << " of weights + " << plan_ws.used() << " of workspace for " << max_tokens
+    os << "GpuFfn: " << c.source << " needs " << need << " bytes on GPU " << device << " (" << weights
+       << " of weights + " << workspace << " of workspace for " << max_tokens
        << " tokens per call, plus a " << margin << "-byte margin) but only " << info.free_bytes
        << " bytes are free";
     fail(os.str());
   }
+}
+
+GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
+    : GpuFfn(std::move(w), GpuFfnOptions{{device}, max_tokens}) {}
+
+std::pair<int, int> GpuFfn::expert_slice(int g) const {
+  const int E = w_->cfg.n_routed_experts, G = gpus(), first = opt_.first_gpu_experts;
+  if (G == 1 || first <= 0) {
+    const int lo = static_cast<int>(static_cast<int64_t>(E) * g / G);
+    return {lo, static_cast<int>(static_cast<int64_t>(E) * (g + 1) / G) - lo};
+  }
+  if (g == 0) return {0, first};
+  const int rest = E - first, lo = first + static_cast<int>(static_cast<int64_t>(rest) * (g - 1) / (G - 1));
+  return {lo, first + static_cast<int>(static_cast<int64_t>(rest) * g / (G - 1)) - lo};
+}
+
+GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, const GpuFfnOptions& opt)
+    : w_(std::move(w)), opt_(opt), device_(opt.devices.empty() ? -1 : opt.devices[0]), max_tokens_(opt.max_tokens) {
+  AFD_REQUIRE(w_ && (w_->parts & kWeightsFfn) && (w_->parts & kWeightsHead),
+              "GpuFfn needs the FFN and head parts of the weights");
+  AFD_REQUIRE(max_tokens_ > 0, "GpuFfn: max tokens per call must be > 0, not ", max_tokens_);
+  AFD_REQUIRE(!opt.devices.empty(), "GpuFfn: no GPU was given");
+  const ModelConfig& c = w_->cfg;
+  AFD_REQUIRE(c.hidden_size % 8 == 0 && c.vocab_size % 8 == 0, "GpuFfn: hidden size ", c.hidden_size,
+              " and vocabulary ", c.vocab_size, " must be multiples of 8");
+  AFD_REQUIRE(gpus() == 1 || gpus() <= std::max(c.n_routed_experts, 1), "GpuFfn: ", gpus(),
+              " GPUs for ", c.n_routed_experts, " routed experts: each GPU needs at least one");
+  AFD_REQUIRE(gpus() == 1 || opt.first_gpu_experts <= 0 ||
+                  c.n_routed_experts - opt.first_gpu_experts >= gpus() - 1,
+              "GpuFfn: ", opt.first_gpu_experts, " experts on the first GPU leave too few for the other ",
+              gpus() - 1, " of ", c.n_routed_experts);
+  for (size_t i = 0; i < opt.devices.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      AFD_REQUIRE(opt.devices[i] != opt.devices[j], "GpuFfn: GPU ", opt.devices[i], " is listed twice");
+  const auto [lo, count] = expert_slice(0);
+  prepare_device(device_);
+  device_info(device_);  // selects the device; throws for a bad index
+
+  DeviceArena plan_w, plan_ws;
+  place_weights(plan_w, false, lo, count, true, layers_);
+  carve_workspace(c, max_tokens_, plan_ws);
+  const size_t T = max_tokens_, V = c.vocab_size, h = c.hidden_size;
+  plan_ws.take_bytes(T * V * (sizeof(bf16) + sizeof(float)) + T * (sizeof(cuda::RowSampling) + 4) + 4096);
+  if (gpus() > 1) plan_ws.take_bytes(2 * T * h * sizeof(float) + 512);
+  require_fits(c, device_, plan_w.used(), plan_ws.used(), max_tokens_);
   weights_ = std::make_unique<DeviceArena>(plan_w.used());
-  place_weights(*weights_, true);
+  place_weights(*weights_, true, lo, count, true, layers_);
   arena_ = std::make_unique<DeviceArena>(plan_ws.used());
-  ws_ = carve_workspace(c, max_tokens, *arena_);
+  ws_ = carve_workspace(c, max_tokens_, *arena_);
   head_logits_ = arena_->take<bf16>(T * V);
   head_f32_ = arena_->take<float>(T * V);
   row_params_ = arena_->take<cuda::RowSampling>(T);
@@ -156,16 +198,25 @@ GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens)
   AFD_CUDA_CHECK(cudaMallocHost(&pinned_ids_, T * sizeof(int32_t)));
   AFD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   for (auto& e : xfer_ev_) AFD_CUDA_CHECK(cudaEventCreate(&e));
+  for (auto& e : busy_ev_) AFD_CUDA_CHECK(cudaEventCreate(&e));
   AFD_CUBLAS_CHECK(cublasCreate(&blas_));
   AFD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   AFD_CUBLAS_CHECK(cublasSetWorkspace(blas_, ws_.cublas_ws, ws_.cublas_ws_bytes));
+  if (gpus() > 1) {
+    partial_ = arena_->take<float>(T * h);
+    reduced_ = arena_->take<float>(T * h);
+    init_peers();
+  }
   poison_workspace();
 }
 
 GpuFfn::~GpuFfn() {
+  release_peers();
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   for (auto& e : xfer_ev_)
+    if (e) cudaEventDestroy(e);
+  for (auto& e : busy_ev_)
     if (e) cudaEventDestroy(e);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -174,12 +225,6 @@ GpuFfn::~GpuFfn() {
 }
 
 std::string GpuFfn::name() const { return "gpu:" + std::to_string(device_); }
-
-void GpuFfn::poison_workspace() {
-  AFD_CUDA_CHECK(cudaSetDevice(device_));
-  AFD_CUDA_CHECK(cudaMemsetAsync(arena_->base(), 0xff, arena_->capacity(), stream_));
-  AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-}
 
 void* GpuFfn::alloc_host(size_t bytes) {
   void* p = nullptr;
@@ -196,13 +241,20 @@ void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
   AFD_REQUIRE(layer >= 0 && layer < c.num_layers, "GpuFfn: layer ", layer, " out of range [0, ", c.num_layers, ")");
   AFD_REQUIRE(n >= 0 && n <= max_tokens_, "GpuFfn: ", n, " tokens exceed the ", max_tokens_, " it was sized for");
   if (n == 0) return;
+  if (gpus() > 1 && layers_[layer].moe) {
+    ffn_half_ep(layer, x, n);
+    if (layers_[layer].moe) last_moe_n_ = n;
+    return;
+  }
   AFD_CUDA_CHECK(cudaSetDevice(device_));
+  AFD_CUDA_CHECK(cudaEventRecord(busy_ev_[0], stream_));
   const size_t bytes = static_cast<size_t>(n) * c.hidden_size * sizeof(bf16);
   AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[0], stream_));
   AFD_CUDA_CHECK(cudaMemcpyAsync(ws_.x, x, bytes, cudaMemcpyHostToDevice, stream_));
   AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[1], stream_));
   run_ffn_layer(c, layers_[layer], ws_, blas_, ws_.x, n, stream_);
   AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[2], stream_));
+  AFD_CUDA_CHECK(cudaEventRecord(busy_ev_[1], stream_));
   AFD_CUDA_CHECK(cudaMemcpyAsync(x, ws_.x, bytes, cudaMemcpyDeviceToHost, stream_));
   AFD_CUDA_CHECK(cudaEventRecord(xfer_ev_[3], stream_));
   AFD_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -210,6 +262,10 @@ void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
   AFD_CUDA_CHECK(cudaEventElapsedTime(&in_ms, xfer_ev_[0], xfer_ev_[1]));
   AFD_CUDA_CHECK(cudaEventElapsedTime(&out_ms, xfer_ev_[2], xfer_ev_[3]));
   last_xfer_s_ = (in_ms + out_ms) / 1e3;
+  float busy_ms = 0;
+  AFD_CUDA_CHECK(cudaEventElapsedTime(&busy_ms, busy_ev_[0], busy_ev_[1]));
+  last_busy_s_.assign(gpus(), 0.0);  // under expert parallelism a dense layer runs on the first GPU alone
+  last_busy_s_[0] = busy_ms / 1e3;
   if (layers_[layer].moe) last_moe_n_ = n;
 }
 
@@ -232,10 +288,7 @@ GpuFfn::Routing GpuFfn::last_routing() const {
   r.weights.resize(n * k);
   AFD_CUDA_CHECK(cudaMemcpy(r.ids.data(), ws_.ids, n * k * 4, cudaMemcpyDeviceToHost));
   AFD_CUDA_CHECK(cudaMemcpy(r.weights.data(), ws_.weights, n * k * 4, cudaMemcpyDeviceToHost));
-  std::vector<int32_t> off(E + 1);
-  AFD_CUDA_CHECK(cudaMemcpy(off.data(), ws_.group_offset, (E + 1) * 4, cudaMemcpyDeviceToHost));
-  r.rows_per_expert.resize(E);
-  for (size_t e = 0; e < E; ++e) r.rows_per_expert[e] = off[e + 1] - off[e];
+  r.rows_per_expert = rows_per_expert();
   return r;
 }
 

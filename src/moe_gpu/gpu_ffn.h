@@ -7,6 +7,8 @@
 #include <cuda_runtime_api.h>
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "iface/ffn_backend.h"
@@ -15,11 +17,43 @@
 
 namespace afd::gpu {
 
+// Expert parallelism over several GPUs of one host: how a MoE layer's activations reach every GPU, and how the
+// GPUs' partial routed sums come back together.
+enum class EpInput {
+  kCopies,     // one host-to-device copy per GPU from the same pinned buffer
+  kBroadcast,  // one copy to the first GPU, then an NCCL broadcast
+};
+enum class EpOutput {
+  kNcclReduce,  // NCCL reduce (fp32 sum) of the partials onto the first GPU, which finishes and copies back once
+  kHostSum,     // every GPU copies its partial back and the host sums and finishes
+};
+EpInput parse_ep_input(const std::string& s);    // "copies" | "broadcast"; throws afd::Error naming the value
+EpOutput parse_ep_output(const std::string& s);  // "reduce" | "host-sum"
+
+struct GpuFfnOptions {
+  // The GPUs. The first holds the router, a slice of the routed experts, the shared experts, the dense layers and
+  // the LM head; each other GPU holds the router and its slice of the routed experts (contiguous, sizes differing
+  // by at most one). One GPU holds everything.
+  std::vector<int> devices{0};
+  int max_tokens = 256;  // rows per call
+  EpInput input = EpInput::kCopies;
+  EpOutput output = EpOutput::kNcclReduce;
+  // Routed experts on the first GPU, which also runs the shared experts: 0 = an even split; fewer balances the
+  // GPUs' busy times (afd-bench-ep --first-gpu-experts measures it). The others split the rest evenly.
+  int first_gpu_experts = 0;
+};
+
+// Shared by GpuFfn's translation units: puts `device` in blocking-sync mode (the driver thread sleeps in its
+// waits), and throws afd::Error when weights + workspace bytes do not fit its free memory.
+void prepare_device(int device);
+void require_fits(const ModelConfig& c, int device, size_t weights, size_t workspace, int max_tokens);
+
 class GpuFfn : public FfnBackend {
  public:
   // `w` must hold the kWeightsFfn and kWeightsHead parts. Throws afd::Error when they and the workspace for
-  // max_tokens rows per call do not fit in the device's free memory (the message gives both byte counts).
+  // max_tokens rows per call do not fit in a device's free memory (the message gives both byte counts).
   GpuFfn(std::shared_ptr<const Bf16Weights> w, int device, int max_tokens);
+  GpuFfn(std::shared_ptr<const Bf16Weights> w, const GpuFfnOptions& opt);
   ~GpuFfn() override;
   GpuFfn(const GpuFfn&) = delete;
   GpuFfn& operator=(const GpuFfn&) = delete;
@@ -31,7 +65,8 @@ class GpuFfn : public FfnBackend {
   void sample(const uint16_t* x, int n, const SamplingParams* params, const uint64_t* step,
               int32_t* out_ids) override;
   double last_transfer_seconds() const override { return last_xfer_s_; }
-  int64_t device_memory_bytes() const override { return static_cast<int64_t>(weight_bytes() + workspace_bytes()); }
+  std::vector<double> last_device_busy_seconds() const override { return last_busy_s_; }
+  int64_t device_memory_bytes() const override;
   // Page-locked host memory, so the copies in and out of ffn_half are true async DMA.
   void* alloc_host(size_t bytes) override;
   void free_host(void* p) override;
@@ -48,14 +83,26 @@ class GpuFfn : public FfnBackend {
   Routing last_routing() const;
   // Fills every workspace buffer with 0xff bytes (NaN as bf16/fp32), so reads of unwritten scratch show up.
   void poison_workspace();
-  size_t weight_bytes() const { return weights_->capacity(); }
+  size_t weight_bytes() const { return weights_->capacity(); }  // of the first GPU
   size_t workspace_bytes() const { return arena_->capacity(); }
+  int gpus() const { return static_cast<int>(opt_.devices.size()); }
+  // The routed experts GPU g holds: [first, first + count).
+  std::pair<int, int> expert_slice(int g) const;
+
+  struct Peer;  // one more GPU of an expert-parallel FFN (gpu_ffn_ep.cu)
 
  private:
-  void place_weights(DeviceArena& a, bool upload);
+  // Places layer weights (the experts [lo, lo + count) of each MoE layer; with `home` also the dense layers, shared
+  // experts, final norm and LM head) into `a`; a planning arena only counts. Fills `layers`.
+  void place_weights(DeviceArena& a, bool upload, int lo, int count, bool home, std::vector<FfnLayerDev>& layers);
+  void init_peers();             // gpu_ffn_ep.cu
+  void release_peers();          // gpu_ffn_ep.cu
+  std::vector<int32_t> rows_per_expert() const;  // of the last MoE call, over every GPU (gpu_ffn_ep.cu)
+  void ffn_half_ep(int layer, uint16_t* x, int n);  // gpu_ffn_ep.cu
   void head(const uint16_t* x, int n);  // final norm + lm_head of x into head_logits_ (bf16 [n, vocab])
 
   std::shared_ptr<const Bf16Weights> w_;
+  GpuFfnOptions opt_;
   int device_ = 0, max_tokens_ = 0;
   std::unique_ptr<DeviceArena> weights_, arena_;
   std::vector<FfnLayerDev> layers_;
@@ -73,6 +120,16 @@ class GpuFfn : public FfnBackend {
   int last_moe_n_ = 0;
   cudaEvent_t xfer_ev_[4] = {};  // around the copy in and the copy out of ffn_half
   double last_xfer_s_ = 0;
+  std::vector<double> last_busy_s_;
+  // Expert parallelism (more than one GPU): the other GPUs, the NCCL communicators (ncclComm_t, [0] is ours), the
+  // first GPU's fp32 partial and reduced sums [T, hidden], pinned host staging for the host-sum path, busy events.
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::vector<void*> comms_;
+  float* partial_ = nullptr;
+  float* reduced_ = nullptr;
+  float* host_partial_ = nullptr;   // [T, hidden] pinned
+  uint16_t* host_extra_ = nullptr;  // [T, hidden] pinned
+  cudaEvent_t busy_ev_[2] = {};
 };
 
 }  // namespace afd::gpu

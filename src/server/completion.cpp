@@ -19,7 +19,7 @@
 #include "server/api_response.h"
 #include "server/handlers.h"
 #include "server/server.h"
-#include "server/text_stream.h"
+#include "tokenizer/text_stream.h"
 
 namespace afd::server {
 
@@ -90,7 +90,7 @@ net::awaitable<bool> serve_completion(Server& srv, Connection& c, const Request&
   }
   srv.counters().prompt_tokens += prompt_usage.prompt_tokens;
 
-  TextStream text(*srv.model().tokenizer, job.stop);
+  tok::TextStream text(*srv.model().tokenizer, job.stop);
   std::string all;               // non-streamed: the whole text
   std::vector<int32_t> all_ids, piece_ids;  // return_token_ids: the ids of `all` and of the current piece
   Usage usage = prompt_usage;

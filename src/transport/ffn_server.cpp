@@ -41,6 +41,7 @@ struct FfnServer::Conn {
   std::mutex write_mu;  // serialises writes: replies from the connection thread, heartbeats from the ticker
   bool busy = false;    // under write_mu: a request is being computed, so only heartbeats write to the socket
   bool hello_done = false;
+  int client = 0;                  // the batcher's id for this connection
   std::vector<uint8_t> in;         // the current request's payload (reused)
   std::vector<float> logits;       // LOGITS reply (reused)
   std::vector<int32_t> ids;        // SAMPLE reply (reused)
@@ -67,8 +68,10 @@ void reply(FfnServer::Conn& c, uint16_t type, uint64_t id, const void* payload, 
 
 }  // namespace
 
-FfnServer::FfnServer(FfnBackend& ffn, const std::string& host, int port)
-    : ffn_(ffn), fp_(Fingerprint::of(ffn.config())), impl_(std::make_unique<Impl>()) {
+FfnServer::FfnServer(FfnBackend& ffn, const std::string& host, int port, BatchOptions batch)
+    : ffn_(ffn), fp_(Fingerprint::of(ffn.config())), impl_(std::make_unique<Impl>()), batcher_(ffn, batch) {
+  AFD_REQUIRE(batch.window.count() >= 0, "--batch-window-us ", batch.window.count(), " is negative");
+  AFD_REQUIRE(batch.max_rows > 0, "the FFN server's rows per backend call (", batch.max_rows, ") must be positive");
   boost::system::error_code ec;
   const auto addr = net::ip::make_address(host, ec);
   AFD_REQUIRE(!ec, "--host ", host, " is not an IP address");
@@ -157,6 +160,7 @@ void reply_error(FfnServer::Conn& c, uint64_t id, const std::string& msg) {
 
 void FfnServer::serve(const std::shared_ptr<Conn>& cp) {
   Conn& c = *cp;
+  c.client = batcher_.add_client();
   std::string why;
   for (;;) {
     uint8_t hb[kHeaderBytes];
@@ -197,6 +201,7 @@ void FfnServer::serve(const std::shared_ptr<Conn>& cp) {
     boost::system::error_code ec;
     c.sock.close(ec);
   }
+  batcher_.remove_client(c.client);
   c.finished = true;
 }
 
@@ -218,15 +223,16 @@ bool FfnServer::handle(Conn& c, const FrameHeader& h) {
                 " n = ", n, " does not match its payload of ", c.in.size(), " bytes");
     return reinterpret_cast<uint16_t*>(const_cast<uint8_t*>(r.take(static_cast<size_t>(n) * hidden * 2)));
   };
-  const auto compute = [&](auto&& fn) {
+  FfnBatcher::Job job;
+  job.client = c.client;
+  const auto compute = [&] {
     AFD_REQUIRE(r.left() == 0, c.peer, ": ", type_name(h.type), " payload has ", r.left(), " bytes too many");
     {
       std::lock_guard<std::mutex> w(c.write_mu);
       c.busy = true;  // heartbeats flow from here until the reply
     }
     try {
-      std::lock_guard<std::mutex> b(backend_mu_);
-      fn();
+      batcher_.run(job);
     } catch (...) {
       std::lock_guard<std::mutex> w(c.write_mu);
       c.busy = false;
@@ -254,21 +260,30 @@ bool FfnServer::handle(Conn& c, const FrameHeader& h) {
       AFD_REQUIRE(layer >= 0 && layer < ffn_.config().num_layers, c.peer, ": FFN_HALF layer ", layer,
                   " is outside the model's ", ffn_.config().num_layers, " layers");
       uint16_t* x = rows(n);
-      compute([&] { ffn_.ffn_half(layer, x, n); });
+      job.kind = MsgType::kFfnHalf;
+      job.layer = layer;
+      job.n = n;
+      job.x = x;
+      compute();
       reply(c, rt, h.request_id, x, static_cast<size_t>(n) * hidden * 2);
       return true;
     }
     case MsgType::kLogits: {
       const int n = r.get<int32_t>();
-      const uint16_t* x = rows(n);
+      job.kind = MsgType::kLogits;
+      job.n = n;
+      job.x = rows(n);
       c.logits.resize(static_cast<size_t>(n) * vocab);
-      compute([&] { ffn_.logits(x, n, c.logits.data()); });
+      job.logits = c.logits.data();
+      compute();
       reply(c, rt, h.request_id, c.logits.data(), c.logits.size() * sizeof(float));
       return true;
     }
     case MsgType::kSample: {
       const int n = r.get<int32_t>();
-      const uint16_t* x = rows(n);
+      job.kind = MsgType::kSample;
+      job.n = n;
+      job.x = rows(n);
       c.params.resize(n);
       c.steps.resize(n);
       c.ids.resize(n);
@@ -280,8 +295,18 @@ bool FfnServer::handle(Conn& c, const FrameHeader& h) {
         validate(p);
       }
       for (auto& s : c.steps) s = r.get<uint64_t>();
-      compute([&] { ffn_.sample(x, n, c.params.data(), c.steps.data(), c.ids.data()); });
+      job.params = c.params.data();
+      job.steps = c.steps.data();
+      job.ids = c.ids.data();
+      compute();
       reply(c, rt, h.request_id, c.ids.data(), c.ids.size() * sizeof(int32_t));
+      return true;
+    }
+    case MsgType::kStats: {
+      AFD_REQUIRE(r.left() == 0, c.peer, ": STATS payload has ", r.left(), " bytes too many");
+      const BatchStats st = batcher_.stats();
+      const int64_t v[4] = {st.requests, st.calls, st.rows, st.batched_calls};
+      reply(c, rt, h.request_id, v, sizeof v);
       return true;
     }
     default:

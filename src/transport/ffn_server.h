@@ -1,5 +1,6 @@
 // The FFN side served over TCP (tcp_protocol.h): one thread per attention process's connection, all sharing one
-// FfnBackend (one request at a time: the backend is not thread-safe; batching across connections is not done).
+// FfnBackend through an FfnBatcher (ffn_batcher.h): one backend call at a time, and requests of several connections
+// for the same work pending together run as one call over their concatenated rows.
 //
 // A malformed frame (bad magic, version, checksum, oversize or truncated payload) gets an ERROR frame naming the
 // field and the connection is closed; a well-formed request the backend rejects gets an ERROR and the connection
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "iface/ffn_backend.h"
+#include "transport/ffn_batcher.h"
 #include "transport/tcp_protocol.h"
 
 namespace afd::transport {
@@ -21,7 +23,7 @@ namespace afd::transport {
 class FfnServer {
  public:
   // Listens on host:port now (port 0: any free port; see port()). Throws afd::Error naming host:port.
-  FfnServer(FfnBackend& ffn, const std::string& host, int port);
+  FfnServer(FfnBackend& ffn, const std::string& host, int port, BatchOptions batch = {});
   ~FfnServer();
 
   int port() const { return port_; }
@@ -29,6 +31,7 @@ class FfnServer {
   void run(bool handle_signals);
   void stop();  // thread-safe
   int connections_served() const { return served_.load(); }
+  BatchStats stats() const { return batcher_.stats(); }  // thread-safe
 
   struct Conn;  // one client connection (ffn_server.cpp)
 
@@ -43,7 +46,7 @@ class FfnServer {
   std::string where_;
   int port_ = 0;
   std::unique_ptr<Impl> impl_;
-  std::mutex backend_mu_;  // held around every backend call
+  FfnBatcher batcher_;     // every backend call goes through it
   std::mutex conns_mu_;    // guards conns_
   std::list<std::shared_ptr<Conn>> conns_;
   std::atomic<bool> stopping_{false};

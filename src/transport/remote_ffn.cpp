@@ -237,4 +237,13 @@ double RemoteFfn::ping() {
   return std::chrono::duration<double>(Clock::now() - b).count();
 }
 
+BatchStats RemoteFfn::server_stats() {
+  ensure_connected();
+  out_.resize(kHeaderBytes);
+  call(MsgType::kStats, 4 * sizeof(int64_t));
+  int64_t v[4];
+  std::memcpy(v, in_.data(), sizeof v);
+  return {v[0], v[1], v[2], v[3]};
+}
+
 }  // namespace afd::transport

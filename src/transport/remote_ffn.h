@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "iface/ffn_backend.h"
+#include "transport/ffn_batcher.h"
 #include "transport/tcp_protocol.h"
 
 namespace afd::transport {
@@ -39,6 +40,8 @@ class RemoteFfn : public FfnBackend {
 
   // One PING round trip; returns its seconds (liveness checks, overhead measurements).
   double ping();
+  // The server's batching counters (all its connections together), by a STATS round trip.
+  BatchStats server_stats();
   bool connected() const;
   int reconnects() const { return connects_ - 1; }
 

@@ -18,6 +18,7 @@ const char* type_name(uint16_t type) {
     case MsgType::kPing: return "PING";
     case MsgType::kHeartbeat: return "HEARTBEAT";
     case MsgType::kError: return "ERROR";
+    case MsgType::kStats: return "STATS";
   }
   return "unknown";
 }

@@ -11,6 +11,8 @@
 //   SAMPLE        i32 n, bf16 x[n, hidden], n x {f32 temperature, i32 top_k, f32 top_p, u64 seed}, u64 step[n]
 //                                                                       -> i32 ids[n]
 //   PING          empty                                                 -> PING | kReply (pong)
+//   STATS         empty                                                 -> i64 {requests, backend calls, rows,
+//                                                                          calls serving several requests}
 //   HEARTBEAT     empty; the server sends one every kHeartbeat while it computes a request (liveness)
 //   ERROR         UTF-8 sentence; the server's answer to a request it could not serve (bad frame: then it closes)
 #pragma once
@@ -34,7 +36,7 @@ constexpr auto kHeartbeat = std::chrono::milliseconds(150);
 constexpr auto kDeadPeer = std::chrono::milliseconds(750);
 
 enum class MsgType : uint16_t { kHello = 1, kFfnHalf = 2, kLogits = 3, kSample = 4, kPing = 5, kHeartbeat = 6,
-                                kError = 7 };
+                                kError = 7, kStats = 8 };
 constexpr uint16_t kReply = 0x80;
 const char* type_name(uint16_t type);
 

@@ -274,3 +274,63 @@ TEST_CASE("afd-run --perplexity through the AFD engine (CPU FFN) is within 0.1% 
     CHECK(std::abs(j["perplexity"].get<double>() - want) / want < 1e-3);
   }
 }
+
+TEST_CASE("afd-run --stop ends a request at a stop string on both engines and fails clearly without a tokenizer", "[afd-run]") {
+  const std::string dir = test::fixture_model("pystdlib-moe");
+  for (const std::string engine : {"reference", "afd --ffn-device cpu --attn-threads 2 --micro-batches 2"}) {
+    INFO(engine);
+    const std::string base = "--model " + dir + " --engine " + engine +
+                             " --prompt 'def fibonacci(n):' --max-new-tokens 48 --temperature 0 --ignore-eos --json";
+    const auto full = run_afd(base);
+    INFO(full.out);
+    REQUIRE(full.status == 0);
+    const json f = json::parse(full.out);
+    const std::string text = f["text"].get<std::string>();
+    const auto ids = f["output_ids"].get<std::vector<int32_t>>();
+    REQUIRE(ids.size() == 48);
+    const size_t at = text.find("Parameters");  // the greedy continuation has a numpydoc docstring
+    REQUIRE(at != std::string::npos);
+    REQUIRE(at > 0);
+
+    const auto cut = run_afd(base + " --stop Parameters --stop 'never-in-this-text'");
+    INFO(cut.out);
+    REQUIRE(cut.status == 0);
+    const json c = json::parse(cut.out);
+    CHECK(c["finish_reason"] == "stop");
+    CHECK(c["text"].get<std::string>() == text.substr(0, at));
+    const auto cids = c["output_ids"].get<std::vector<int32_t>>();
+    CHECK(cids.size() < ids.size());
+    CHECK(cids.size() > 1);
+    CHECK(std::equal(cids.begin(), cids.end(), ids.begin()));  // the same tokens, up to the stop string's last
+
+    const auto none = run_afd(base + " --stop 'never-in-this-text'");
+    REQUIRE(none.status == 0);
+    CHECK(json::parse(none.out)["finish_reason"] == "length");
+    CHECK(json::parse(none.out)["text"] == text);
+  }
+  // A request's own "stop" in --requests replaces --stop's; the other request keeps --stop.
+  test::TempDir tmp;
+  test::write_text(tmp.path("r.jsonl"), "{\"prompt\": \"def fibonacci(n):\", \"stop\": [\"Parameters\"]}\n"
+                                        "{\"prompt\": \"def fibonacci(n):\", \"stop\": \"fibonacci function\"}\n"
+                                        "{\"prompt\": \"def fibonacci(n):\"}\n");
+  const auto r = run_afd("--model " + dir + " --ffn-device cpu --attn-threads 2 --requests " + tmp.path("r.jsonl") +
+                         " --max-new-tokens 48 --temperature 0 --ignore-eos --stop Fibonacci --json");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  std::stringstream lines(r.out);
+  std::vector<json> js;
+  for (std::string line; std::getline(lines, line);) js.push_back(json::parse(line));
+  REQUIRE(js.size() == 3);
+  for (const auto& j : js) CHECK(j["finish_reason"] == "stop");
+  CHECK(js[0]["text"].get<std::string>().find("Parameters") == std::string::npos);
+  CHECK(js[0]["text"].get<std::string>().find("Fibonacci function") != std::string::npos);
+  CHECK(js[1]["text"].get<std::string>() == "\n    \"\"\"\n    Fibonacci function for a ");
+  CHECK(js[2]["text"].get<std::string>() == "\n    \"\"\"\n    ");
+
+  for (const std::string engine : {"reference", "afd"}) {
+    const auto bad = run_afd("--model " + test::fixture_model("dsv3_tiny") + " --engine " + engine +
+                             " --prompt-ids 1,2 --stop x");
+    CHECK(bad.status != 0);
+    CHECK_THAT(bad.out, Contains("--stop needs the model's tokenizer.json"));
+  }
+}

@@ -1,7 +1,9 @@
 // Builds AFD engines (CPU attention + CPU FFN) and reference runs for the engine tests.
 #pragma once
 
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +41,35 @@ inline std::vector<int32_t> reference_greedy(const ReferenceModel& m, const std:
     out.push_back(argmax(logits.data(), m.config().vocab_size));
     if (i + 1 < n) logits = m.forward(&out.back(), 1, c, false);
   }
+  return out;
+}
+
+// The prompts of a fixture's expected.json cases.
+inline std::vector<std::vector<int32_t>> fixture_prompts(const std::string& dir) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& c : nlohmann::json::parse(std::ifstream(dir + "/expected.json"))["cases"])
+    prompts.push_back(c["prompt"].get<std::vector<int32_t>>());
+  return prompts;
+}
+
+// Submits every prompt as one batch (greedy, n new tokens, EOS ignored), runs it to completion and returns each
+// prompt's generated tokens in prompt order.
+inline std::vector<std::vector<int32_t>> batch_greedy(engine::Engine& e,
+                                                      const std::vector<std::vector<int32_t>>& prompts, int n) {
+  std::vector<int64_t> ids;
+  for (const auto& p : prompts) {
+    engine::GenRequest r;
+    r.prompt = p;
+    r.max_new_tokens = n;
+    r.ignore_eos = true;
+    ids.push_back(e.submit(r));
+  }
+  e.run_until_idle();
+  std::map<int64_t, std::vector<int32_t>> got;
+  for (auto& s : e.take_finished())
+    got[s->id] = std::vector<int32_t>(s->tokens.begin() + static_cast<long>(s->req.prompt.size()), s->tokens.end());
+  std::vector<std::vector<int32_t>> out;
+  for (int64_t id : ids) out.push_back(got[id]);
   return out;
 }
 

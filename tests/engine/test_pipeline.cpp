@@ -1,6 +1,7 @@
 // The micro-batch pipeline with tagging backends: every activation row carries (slot, position, layer, side) so
 // that a row delivered to the wrong micro-batch, a skipped or repeated layer, or a dependency edge taken out of
 // order shows up as a wrong tag; sleeps stand in for work so that the overlap M = 2 buys is measurable.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -104,6 +105,8 @@ class TagFfn : public FfnBackend {
     }
   }
   void logits(const uint16_t*, int, float*) override {}
+  // Two "GPUs", the second always busier, so the step statistics must show an imbalance of 1.5.
+  std::vector<double> last_device_busy_seconds() const override { return {1e-4, 2e-4}; }
   // The next token is a function of the row's tag, so the engine's bookkeeping can be checked too.
   void sample(const uint16_t* x, int n, const SamplingParams*, const uint64_t*, int32_t* out) override {
     for (int i = 0; i < n; ++i) {
@@ -121,6 +124,8 @@ class TagFfn : public FfnBackend {
 
 struct Run {
   double overlap;
+  std::vector<double> gpu_busy;
+  std::string summary;
   int errors;
   std::string first_error;
   std::map<int64_t, std::vector<int32_t>> out;
@@ -147,6 +152,8 @@ Run run(int M, int sleep_us, int layers) {
   for (auto& s : e.take_finished())
     r.out[s->id] = std::vector<int32_t>(s->tokens.begin() + static_cast<long>(s->req.prompt.size()), s->tokens.end());
   r.overlap = e.totals().overlap();
+  r.gpu_busy = e.totals().gpu_busy_s;
+  r.summary = e.totals().summary();
   r.errors = tags.errors;
   r.first_error = tags.first_error;
   return r;
@@ -169,6 +176,15 @@ TEST_CASE("pipeline delivers every row to its own micro-batch and layer, for M =
   }
 }
 
+TEST_CASE("step statistics sum each FFN GPU's busy time and report their imbalance", "[pipeline]") {
+  const Run r = run(2, 0, 3);
+  REQUIRE(r.gpu_busy.size() == 2);
+  CHECK(r.gpu_busy[1] == Approx(2 * r.gpu_busy[0]));
+  CHECK(r.gpu_busy[0] > 0);
+  CHECK(engine::gpu_imbalance(r.gpu_busy) == Approx(4.0 / 3.0));
+  CHECK_THAT(r.summary, Catch::Contains("imbalance max/mean 1.33"));
+}
+
 TEST_CASE("two micro-batches overlap the two sides, one does not", "[pipeline]") {
   const Run one = run(1, 2000, 4), two = run(2, 2000, 4);
   INFO("overlap M=1 " << one.overlap << ", M=2 " << two.overlap);
@@ -176,4 +192,74 @@ TEST_CASE("two micro-batches overlap the two sides, one does not", "[pipeline]")
   CHECK(two.errors == 0);
   CHECK(one.overlap < 0.6);  // strictly alternating sides: each busy about half the step
   CHECK(two.overlap > one.overlap + 0.15);
+}
+
+namespace {
+// A tagging attention side that supports the synthetic KV fill and records its calls.
+class FillingTagAttn : public TagAttn {
+ public:
+  using TagAttn::TagAttn;
+  void fill_synthetic(int slot, int len, uint64_t) override { fills.emplace_back(slot, len); }
+  std::vector<std::pair<int, int>> fills;
+};
+}  // namespace
+
+TEST_CASE("synthetic_context fills prompt_len - 1 positions and runs only the last prompt token", "[pipeline]") {
+  Tags tags;
+  const ModelConfig c = tiny_config(3);
+  engine::EngineOptions eo;
+  eo.micro_batches = 2;
+  eo.scheduler.max_batch = 16;
+  eo.scheduler.max_step_tokens = 40;
+  auto attn = std::make_shared<FillingTagAttn>(c, tags, 0);
+  engine::Engine e(attn, std::make_unique<TagFfn>(c, tags, 0), eo);
+  std::map<int64_t, int> len_of;
+  for (int len : {90, 1, 33}) {
+    engine::GenRequest q;
+    q.prompt.assign(len, 3);
+    q.max_new_tokens = 4;
+    q.ignore_eos = true;
+    q.synthetic_context = true;
+    len_of[e.submit(q)] = len;
+  }
+  REQUIRE(e.step());
+  CHECK(e.last_step().tokens == 3);  // one token per sequence, not 90 + 1 + 33 (nor a 40-token prefill chunk)
+  e.run_until_idle();
+  // Filled: prompt_len - 1 positions of each sequence with more than one prompt token.
+  std::vector<int> filled;
+  for (const auto& f : attn->fills) filled.push_back(f.second);
+  std::sort(filled.begin(), filled.end());
+  CHECK(filled == std::vector<int>{32, 89});
+  CHECK(tags.errors == 0);
+  INFO(tags.first_error);
+  for (auto& s : e.take_finished()) {
+    // TagFfn samples the position of the last token: the first one is the last prompt position.
+    const int len = len_of.at(s->id);
+    const std::vector<int32_t> out(s->tokens.begin() + len, s->tokens.end());
+    CHECK(out == std::vector<int32_t>{len - 1, len % 200, (len + 1) % 200, (len + 2) % 200});
+  }
+
+  // A backend without the fill rejects such a request with the reason, and runs the others.
+  engine::Engine plain(std::make_unique<TagAttn>(c, tags, 0), std::make_unique<TagFfn>(c, tags, 0), eo);
+  engine::GenRequest q;
+  q.prompt.assign(10, 3);
+  q.max_new_tokens = 2;
+  q.synthetic_context = true;
+  const int64_t rejected = plain.submit(q);
+  q.synthetic_context = false;
+  const int64_t ran = plain.submit(q);
+  plain.run_until_idle();
+  for (auto& s : plain.take_finished()) {
+    INFO(s->error);
+    if (s->id == rejected) {
+      CHECK(s->finish == engine::FinishReason::kRejected);
+      CHECK(s->error.find("not supported") != std::string::npos);
+    } else {
+      CHECK(s->id == ran);
+      CHECK(s->finish == engine::FinishReason::kLength);
+    }
+  }
+  q.synthetic_context = true;
+  q.score_only = true;
+  CHECK_THROWS_WITH(plain.submit(q), Catch::Matchers::Contains("synthetic_context"));
 }

@@ -36,27 +36,14 @@ TEST_CASE("AFD engine on the GPU FFN: greedy output equals the reference engine 
                            "mixtral_swa_tiny"}) {
     const std::string dir = test::fixture_model(name);
     ReferenceModel ref(load_ref_weights(dir, false));
-    std::vector<std::vector<int32_t>> prompts;
-    for (const auto& c : nlohmann::json::parse(std::ifstream(dir + "/expected.json"))["cases"])
-      prompts.push_back(c["prompt"].get<std::vector<int32_t>>());
+    const auto prompts = test::fixture_prompts(dir);
     for (int M : {1, 2, 3}) {
       INFO(name << " M=" << M);
       auto e = gpu_engine(dir, M);
-      std::vector<int64_t> ids;
-      for (const auto& p : prompts) {
-        engine::GenRequest r;
-        r.prompt = p;
-        r.max_new_tokens = 12;
-        r.ignore_eos = true;
-        ids.push_back(e->submit(r));
-      }
-      e->run_until_idle();
-      std::map<int64_t, std::vector<int32_t>> got;
-      for (auto& s : e->take_finished())
-        got[s->id] = std::vector<int32_t>(s->tokens.begin() + static_cast<long>(s->req.prompt.size()), s->tokens.end());
+      const auto got = test::batch_greedy(*e, prompts, 12);
       for (size_t i = 0; i < prompts.size(); ++i) {
         INFO("case " << i);
-        CHECK(got[ids[i]] == test::reference_greedy(ref, prompts[i], 12));
+        CHECK(got[i] == test::reference_greedy(ref, prompts[i], 12));
       }
       CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
     }

@@ -8,7 +8,7 @@
 #include "server/api_error.h"
 #include "server/api_request.h"
 #include "server_process.h"
-#include "server/text_stream.h"
+#include "tokenizer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 
 using afd::server::ApiError;
@@ -94,7 +94,7 @@ TEST_CASE("text stream: stop strings across token boundaries, held-back prefixes
       {{"d"}, "", true},
   };
   for (const Case& c : cases) {
-    afd::server::TextStream ts(f.tk, c.stop);
+    afd::tok::TextStream ts(f.tk, c.stop);
     std::string out;
     for (int32_t id : ids) out += ts.push(id);
     out += ts.finish();

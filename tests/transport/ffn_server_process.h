@@ -20,13 +20,15 @@ class FfnServerProcess : public ServerChild {
 // An FfnServer on 127.0.0.1 (a free port) serving `ffn` from a thread; stopped and joined at scope exit.
 class InProcessServer {
  public:
-  explicit InProcessServer(FfnBackend& ffn) : server_(ffn, "127.0.0.1", 0), th_([this] { server_.run(false); }) {}
+  explicit InProcessServer(FfnBackend& ffn, transport::BatchOptions batch = {})
+      : server_(ffn, "127.0.0.1", 0, batch), th_([this] { server_.run(false); }) {}
   ~InProcessServer() {
     server_.stop();
     th_.join();
   }
   int port() const { return server_.port(); }
   std::string address() const { return "127.0.0.1:" + std::to_string(server_.port()); }
+  transport::BatchStats stats() const { return server_.stats(); }
 
  private:
   transport::FfnServer server_;

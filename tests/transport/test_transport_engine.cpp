@@ -4,9 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "../engine/engine_fixture.h"
 #include "ffn_server_process.h"
-#include "transport/remote_ffn.h"
+#include "remote_engine_fixture.h"
 #include "model/run_config.h"
 #include "util/error.h"
 
@@ -15,43 +14,6 @@ namespace {
 
 using Catch::Matchers::Contains;
 using Clock = std::chrono::steady_clock;
-
-// The engine of make_cpu_engine with the FFN side at `address`.
-std::unique_ptr<engine::Engine> make_remote_engine(const std::string& dir, const std::string& address, int mb) {
-  auto w = load_weights<uint16_t>(dir, kWeightsEmbed | kWeightsAttn, false);
-  attn::CpuAttnOptions ao;
-  ao.threads = 2;
-  ao.block_size = 16;
-  ao.pool_blocks = 512;
-  ao.max_seqs = 64;
-  engine::EngineOptions eo;
-  eo.micro_batches = mb;
-  eo.scheduler.max_batch = 32;
-  eo.scheduler.max_step_tokens = 64;
-  return std::make_unique<engine::Engine>(std::make_unique<attn::CpuAttention>(w, ao),
-                                          std::make_unique<transport::RemoteFfn>(address, w->cfg), eo);
-}
-
-engine::GenRequest greedy(std::vector<int32_t> prompt, int n) {
-  engine::GenRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.ignore_eos = true;
-  return r;
-}
-
-// Prompts of odd lengths (one longer than a step, so it is prefilled in chunks), the same for both engines.
-void submit_all(engine::Engine& e) {
-  const int V = e.config().vocab_size;
-  std::vector<int32_t> longp;
-  for (int i = 0; i < 97; ++i) longp.push_back((i * 37 + 5) % V);
-  e.submit(greedy({1, 2, 3}, 12));
-  e.submit(greedy({(7 % V), (11 % V)}, 9));
-  e.submit(greedy(longp, 6));
-  engine::GenRequest scored = greedy({4, 9, 2, 7, 3}, 3);
-  scored.all_logits = true;
-  e.submit(scored);
-}
 
 }  // namespace
 
@@ -189,6 +151,18 @@ TEST_CASE("transport: several attention processes share one FFN server", "[trans
   for (auto& t : th) t.join();
   CHECK(got[0] == want);
   CHECK(got[1] == want);
+  // The server's batching counters, printed when it stops: every request of both engines, none lost.
+  REQUIRE(server.stop(SIGTERM) == 0);
+  const std::string log = server.log();
+  INFO(log);
+  std::smatch m;
+  REQUIRE(std::regex_search(log, m, std::regex("serving 2 connections: ([0-9]+) requests in ([0-9]+) backend calls "
+                                               "\\(([0-9]+) batched\\), ([0-9.]+) rows")));
+  const long req = std::stol(m[1]), calls = std::stol(m[2]);
+  std::printf("transport: afd-ffn-server with two attention processes: %ld requests in %ld calls, %s rows per call\n",
+              req, calls, m[4].str().c_str());
+  CHECK(req > 0);
+  CHECK(calls <= req);
 }
 
 TEST_CASE("transport: the YAML ffn.remote key is parsed and checked", "[transport]") {

@@ -1,5 +1,5 @@
-// A request's generated text as it streams: ids are detokenized incrementally (tok::StreamDecoder) and checked
-// against the request's stop strings on the decoded text.
+// A request's generated text as it streams (afd-serve, afd-run --stop): ids are detokenized incrementally
+// (StreamDecoder) and checked against the request's stop strings on the decoded text.
 //
 // Invariants: the concatenation of every piece returned by push() and finish() equals the decoded text cut just
 // before the first occurrence of any stop string (the whole text when none occurs). Text that could still turn
@@ -13,11 +13,11 @@
 
 #include "tokenizer/stream_decoder.h"
 
-namespace afd::server {
+namespace afd::tok {
 
 class TextStream {
  public:
-  TextStream(const tok::Tokenizer& tk, std::vector<std::string> stop);
+  TextStream(const Tokenizer& tk, std::vector<std::string> stop);
 
   // The text that becomes safe to emit with this token (may be empty). Once stopped(), returns "" for every id.
   std::string push(int32_t id);
@@ -28,10 +28,10 @@ class TextStream {
  private:
   std::string release();  // emits what cannot start a stop string, keeps the rest in pending_
 
-  tok::StreamDecoder dec_;
+  StreamDecoder dec_;
   std::vector<std::string> stop_;
   std::string pending_;  // decoded, not yet emitted
   bool stopped_ = false;
 };
 
-}  // namespace afd::server
+}  // namespace afd::tok

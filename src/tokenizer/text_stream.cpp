@@ -1,8 +1,8 @@
-#include "server/text_stream.h"
+#include "tokenizer/text_stream.h"
 
 #include <algorithm>
 
-namespace afd::server {
+namespace afd::tok {
 
 TextStream::TextStream(const tok::Tokenizer& tk, std::vector<std::string> stop)
     : dec_(tk, /*skip_special=*/true), stop_(std::move(stop)) {
@@ -50,4 +50,4 @@ std::string TextStream::finish() {
   return out;
 }
 
-}  // namespace afd::server
+}  // namespace afd::tok
