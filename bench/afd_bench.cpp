@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   int layers = 0;
   std::string peer_csv;
+  int gpus = 1;
   CLI::App app{"afd-bench: sweep the AFD engine's CPU/GPU split (attention threads, micro-batches, batch, context, "
                "FFN device) and report tokens/s, the step breakdown, overlap and % of the roofline bound computed "
                "from ceilings measured at the start of the same run. Writes results.csv, results.json, one SVG "
@@ -101,6 +102,9 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-probe-tokens", base.prefill_probe_tokens,
                  "With a synthetic fill: tokens of the real prefill that measures prefill t/s (0: not measured).")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--gpus", gpus,
+                 "GPUs for the FFN side (expert parallelism, first GPU 0); overrides the config's runtime.gpus.")
+      ->check(CLI::PositiveNumber);
   app.add_option("--peer", peer_csv,
                  "CSV of a peer system's decode tokens/s by batch (bench/hf_peer.py writes it), drawn on the batch "
                  "plot and copied into results.json; rows of other contexts are ignored.");
@@ -123,7 +127,9 @@ int main(int argc, char** argv) {
       if (rc.ffn_device) ro.ffn_device = *rc.ffn_device;
       if (rc.attn_threads) ro.attn_threads = *rc.attn_threads;
       if (rc.micro_batches) ro.micro_batches = *rc.micro_batches;
+      if (rc.gpus && !app.count("--gpus")) ro.gpus = *rc.gpus;
     }
+    if (app.count("--gpus")) ro.gpus = gpus;
     if (!model.empty()) src = {model, std::nullopt};
     if (src.dir.empty() && !src.synthetic) src.dir = AFD_DEFAULT_MODEL;
     if (layers > 0) {

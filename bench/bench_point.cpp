@@ -95,6 +95,7 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
   PointResult r;
   r.ffn = eng->ffn().name();
   r.host_kv_mb = static_cast<double>(spec.batch) * spec.context * plan.kv_bytes_per_token / 1e6;
+  r.gpu_mb = static_cast<double>(backends.ffn->device_memory_bytes()) / 1e6;
   r.prefill = prefill_mode(spec);
   const bool synthetic = r.prefill == "synthetic";
   AFD_REQUIRE(synthetic || r.prefill == "real", "prefill '", spec.prefill, "' is not real, synthetic or auto");
@@ -202,7 +203,7 @@ std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<Poin
   std::ostringstream o;
   for (const auto& kv : ps.front().keys) o << kv.first << ",";
   o << "batch,context,ffn,decode_tok_s,tpot_ms,step_min_ms,step_max_ms,prefill_tok_s,attn_ms,ffn_ms,attn_idle_ms,"
-       "ffn_idle_ms,xfer_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb,prefill,prefill_tokens,kv_fill_s\n";
+       "ffn_idle_ms,xfer_ms,overlap,bound_ms,pct_of_bound,bound_by,host_kv_mb,prefill,prefill_tokens,kv_fill_s,gpu_mb\n";
   for (size_t i = 0; i < ps.size(); ++i) {
     const auto& r = rs[i];
     for (const auto& kv : ps[i].keys) o << kv.second << ",";
@@ -210,7 +211,7 @@ std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<Poin
       << r.step_min_ms << "," << r.step_max_ms << "," << r.prefill_tok_s << "," << r.attn_ms << "," << r.ffn_ms << ","
       << r.attn_idle_ms << "," << r.ffn_idle_ms << "," << r.xfer_ms << "," << r.overlap << "," << r.bound_ms << "," << r.pct_of_bound
       << ",\"" << r.bound_by << "\"," << r.host_kv_mb << "," << r.prefill << "," << r.prefill_tokens << ","
-      << r.kv_fill_s << "\n";
+      << r.kv_fill_s << "," << r.gpu_mb << "\n";
   }
   return o.str();
 }
@@ -240,7 +241,7 @@ nlohmann::json results_json(const std::string& model, const Ceilings& c, const s
                            {"prefill_tok_s", r.prefill_tok_s}, {"attn_ms", r.attn_ms}, {"ffn_ms", r.ffn_ms},
                            {"attn_idle_ms", r.attn_idle_ms}, {"ffn_idle_ms", r.ffn_idle_ms}, {"xfer_ms", r.xfer_ms}, {"overlap", r.overlap},
                            {"bound_ms", r.bound_ms}, {"pct_of_bound", r.pct_of_bound}, {"bound_by", r.bound_by},
-                           {"host_kv_mb", r.host_kv_mb}, {"prefill", r.prefill},
+                           {"host_kv_mb", r.host_kv_mb}, {"gpu_mb", r.gpu_mb}, {"prefill", r.prefill},
                            {"prefill_tokens", r.prefill_tokens}, {"kv_fill_s", r.kv_fill_s}});
   }
   return j;

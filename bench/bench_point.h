@@ -39,6 +39,7 @@ struct PointResult {
   double bound_ms = 0, pct_of_bound = 0;
   std::string bound_by;
   double host_kv_mb = 0;            // the KV bytes of batch x context positions (the same for either prefill)
+  double gpu_mb = 0;                // accelerator memory the FFN side holds (weights + workspace); 0 on the CPU
   std::string prefill;              // "real" or "synthetic"
   int64_t prefill_tokens = 0;       // tokens of the real prefill prefill_tok_s was measured on
   double kv_fill_s = 0;             // synthetic: filling every sequence's KV and running its last prompt token

@@ -101,8 +101,9 @@ TEST_CASE("afd-bench --prefill synthetic measures decode on a filled KV cache an
       CHECK(std::isfinite(v));
       CHECK(v > 0);
     }
-    // The KV reported is that of batch x context real positions.
+    // The KV reported is that of batch x context real positions; the CPU FFN holds no accelerator memory.
     CHECK(p["host_kv_mb"].get<double>() > 0);
+    CHECK(p["gpu_mb"].get<double>() == 0);
     CHECK(p["step_min_ms"].get<double>() <= p["tpot_ms"].get<double>());
   }
   const std::string csv = afd::test::read_text(tmp.path("out/results.csv"));

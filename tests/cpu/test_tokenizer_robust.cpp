@@ -47,7 +47,9 @@ Ids high_byte_ids(const afd::tok::Tokenizer& tok) {
 TEST_CASE("Round trip decode(encode(x)) == x on the fixture texts and eval.txt", "[tokenizer]") {
   for (const char* name : {"deepseek_v3", "qwen3"}) {
     const auto& tok = tokenizer(name);
-    for (const auto& c : afd::test::tokenizer_fixture(name)["cases"]) {
+    const nlohmann::json fixture = afd::test::tokenizer_fixture(name);  // named: the loop reads into it
+    REQUIRE(!fixture.at("cases").empty());
+    for (const auto& c : fixture.at("cases")) {
       const std::string text = c["text"];
       INFO(name << " " << nlohmann::json(text).dump());
       // Qwen3 normalizes to NFC first, so its round trip gives the NFC text (the fixture's "decoded").

@@ -42,8 +42,11 @@ TEST_CASE("AFD engine on the GPU FFN: greedy output equals the reference engine 
       auto e = gpu_engine(dir, M);
       const auto got = test::batch_greedy(*e, prompts, 12);
       for (size_t i = 0; i < prompts.size(); ++i) {
-        INFO("case " << i);
-        CHECK(got[i] == test::reference_greedy(ref, prompts[i], 12));
+        const auto m = test::match_reference_greedy(ref, prompts[i], got[i]);
+        INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin "
+                     << m.margin);
+        CHECK(got[i].size() == 12u);
+        CHECK(m.near_tie());
       }
       CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
     }

