@@ -2,7 +2,8 @@
 // cpu_supports(kAvx512Bf16)). vdpbf16ps multiplies bf16 pairs and accumulates in fp32 lanes, so both products are
 // arranged with the reduction pairs inside 32-bit lanes and 16 outputs across the lanes (no horizontal sums):
 //   qk: K is packed per call into kp[pair][t] (dword (K[t][2 pair], K[t][2 pair + 1]), a 16x16 dword transpose),
-//       and each query pair is broadcast: 16 scores (t) per instruction.
+//       and each query pair is broadcast: 16 scores (t) per instruction. With 9..16 query rows and 16+ key rows it
+//       is Q that is packed and K pairs broadcast instead (qk_keys16): 16 scores (query rows) per instruction.
 //   pv: V is packed per call into vp[t pair][c] (dword (V[2 tp][c], V[2 tp + 1][c])) and each P pair is
 //       broadcast: 16 output columns per instruction.
 // Packed buffers are per-thread and zero-padded, so padding lanes contribute exact zeros; rows of K/V past nt
@@ -41,6 +42,10 @@ inline __m512i pair_at(const uint16_t* x, int j, bool only_low) {
 }
 
 // In place: r[i] (dword j) -> r[j] (dword i), for a 16x16 block of dwords.
+// (GCC 12's unpack intrinsics pass an `__m512i __Y = __Y;` placeholder, which -Wuninitialized reports once this
+// function is compiled out of line; the placeholder lanes are fully overwritten.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {
@@ -63,6 +68,7 @@ void transpose16(__m512i r[16]) {
     r[12 + k] = _mm512_shuffle_i32x4(s1, w1, 0xdd);
   }
 }
+#pragma GCC diagnostic pop
 
 struct Scratch {
   ScratchBuffer<uint32_t> kp;  // [pairs padded to 16][t padded to 16]
@@ -170,6 +176,59 @@ void pv_cols(const PvParams& p, const uint32_t* vp, int c16, int cv) {
   }
 }
 
+// Few query rows (9..16, e.g. one decoding token of a 16-head MLA model): the roles swap. Q is packed instead of K
+// (qp[j][i], 16 rows x ceil(d/2) pairs: a quarter of the transposes of packing a 64-row K block), each K pair is
+// broadcast, and one accumulator holds the 16 rows' scores of one key row t. 16 key rows at a time; their 16
+// accumulators are transposed once into score rows. K rows past nt are never loaded.
+template <int R>
+void qk_keys16(const QkParams& p, const uint32_t* qp, int t0) {
+  const int full = p.d / 2;
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+  const uint16_t* k[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) k[r] = p.k + static_cast<int64_t>(t0 + (r < R ? r : 0)) * p.k_stride;
+  auto step = [&](int j, bool only_low) {
+    const __m512bh qv = as_bh(_mm512_load_si512(qp + static_cast<int64_t>(j) * 16));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbf16_ps(acc[r], as_bh(pair_at(k[r], j, only_low)), qv);
+  };
+  for (int j = 0; j < full; ++j) step(j, false);
+  if (p.d % 2) step(full, true);
+  __m512i rows[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) rows[r] = _mm512_castps_si512(acc[r]);
+  transpose16(rows);  // rows[i] dword r = score of query row i against key row t0 + r
+  const __mmask16 m = mask16(R);
+  for (int i = 0; i < p.nq; ++i)
+    _mm512_mask_storeu_ps(p.s + static_cast<int64_t>(i) * p.s_stride + t0, m, _mm512_castsi512_ps(rows[i]));
+}
+
+void qk_few_rows(const QkParams& p, uint32_t* qp) {
+  pack_k_pairs(p.q, p.q_stride, p.nq, p.d, qp, 16);
+  int t0 = 0;
+  for (; t0 + 16 <= p.nt; t0 += 16) qk_keys16<16>(p, qp, t0);
+  switch (p.nt - t0) {
+    case 1: qk_keys16<1>(p, qp, t0); break;
+    case 2: qk_keys16<2>(p, qp, t0); break;
+    case 3: qk_keys16<3>(p, qp, t0); break;
+    case 4: qk_keys16<4>(p, qp, t0); break;
+    case 5: qk_keys16<5>(p, qp, t0); break;
+    case 6: qk_keys16<6>(p, qp, t0); break;
+    case 7: qk_keys16<7>(p, qp, t0); break;
+    case 8: qk_keys16<8>(p, qp, t0); break;
+    case 9: qk_keys16<9>(p, qp, t0); break;
+    case 10: qk_keys16<10>(p, qp, t0); break;
+    case 11: qk_keys16<11>(p, qp, t0); break;
+    case 12: qk_keys16<12>(p, qp, t0); break;
+    case 13: qk_keys16<13>(p, qp, t0); break;
+    case 14: qk_keys16<14>(p, qp, t0); break;
+    case 15: qk_keys16<15>(p, qp, t0); break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 void pack_k_pairs(const uint16_t* k, int k_stride, int nt, int d, uint32_t* kp, int t16) {
@@ -211,6 +270,10 @@ void pack_v_pairs(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp,
 void qk_bf16_avx512(const QkParams& p) {
   Scratch& sc = scratch();
   const int p16 = round_up((p.d + 1) / 2, 16), t16 = round_up(p.nt, 16);
+  if (p.nq > kRowGroup && p.nq <= 16 && p.nt >= 16) {  // see qk_keys16
+    qk_few_rows(p, sc.kp.get(static_cast<size_t>(p16) * 16));
+    return;
+  }
   uint32_t* kp = sc.kp.get(static_cast<size_t>(p16) * t16);
   pack_k_pairs(p.k, p.k_stride, p.nt, p.d, kp, t16);
   for (int tv = 0; tv < t16; tv += 32) {

@@ -171,8 +171,8 @@ TEST_CASE("attention kernels match the scalar reference on every ISA this CPU ha
       continue;
     }
     ++tested;
-    for (int nq : {1, 3, 17, 64})
-      for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows})
+    for (int nq : {1, 3, 9, 16, 17, 64})  // 9 and 16: the AVX-512 few-rows path (Q packed, K broadcast)
+      for (int nt : {1, 2, 7, 16, 33, 64, kMaxBlockRows})
         for (int d : {1, 8, 31, 72, 128, 576}) check_qk(*k, nq, nt, d);
     for (int nq : {1, 3, 17, 64})
       for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows})
