@@ -187,7 +187,10 @@ int main(int argc, char** argv) {
       sizing.max_step_tokens = std::max(sizing.max_step_tokens, r.max_step_tokens);
       sizing.kv_pool_mb = std::max(sizing.kv_pool_mb, r.kv_pool_mb);
     }
-    std::map<int, std::shared_ptr<AttnBackend>> attn_by_threads;
+    // One attention side (and KV pool, sized for the largest point) at a time, rebuilt when the thread count
+    // changes (the previous one is released first, so host memory holds one pool); one FFN side per device.
+    std::shared_ptr<AttnBackend> attn;
+    int attn_threads = -1;
     std::map<std::string, std::shared_ptr<FfnBackend>> ffn_by_device;
     auto backends_for = [&](const PointSpec& p) {
       app::RuntimeOptions r = sizing;
@@ -195,14 +198,12 @@ int main(int argc, char** argv) {
       r.ffn_device = p.ro.ffn_device;
       auto& f = ffn_by_device[r.ffn_device];
       if (!f) f = app::make_ffn_backend(weights, r);
-      if (!attn_by_threads.count(r.attn_threads)) {
-        // One attention side (and KV pool, sized for the largest point) at a time: the previous thread count's is
-        // released first, so host memory holds one pool.
-        attn_by_threads.clear();
-        attn_by_threads[r.attn_threads] = app::make_attn_backend(weights, r);
+      if (!attn || attn_threads != r.attn_threads) {
+        attn.reset();
+        attn = app::make_attn_backend(weights, r);
+        attn_threads = r.attn_threads;
       }
-      auto& a = attn_by_threads[r.attn_threads];
-      return app::Backends{a, f};
+      return app::Backends{attn, f};
     };
     const std::map<int, double> peer = peer_csv.empty() ? std::map<int, double>{} : read_peer_csv(peer_csv, base.context);
     Progress bar("afd-bench", points.size());

@@ -66,14 +66,11 @@ int main(int argc, char** argv) {
       const afd::RunConfig rc = afd::load_run_config(config);
       if (!app.count("--model")) src = {rc.model_path, rc.synthetic};
       if (!app.count("--ffn-device") && rc.ffn_device) device = *rc.ffn_device;
+      if (!app.count("--gpus") && rc.gpus) ro.gpus = *rc.gpus;
     }
     AFD_REQUIRE(!src.dir.empty() || src.synthetic, "give --model DIR or --config FILE.yaml");
     ro.gpu = gpu;
     ro.max_step_tokens = max_tokens;
-    if (!config.empty() && !app.count("--gpus")) {
-      const afd::RunConfig rc = afd::load_run_config(config);
-      if (rc.gpus) ro.gpus = *rc.gpus;
-    }
     auto ffn = make_ffn(src, device, ro);
     afd::transport::BatchOptions batch;
     batch.window = std::chrono::microseconds(window_us);

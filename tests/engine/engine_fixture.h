@@ -1,7 +1,9 @@
-// Builds AFD engines (CPU attention + CPU FFN) and reference runs for the engine tests.
+// Builds AFD engines (CPU attention + a given FFN side; the CPU FFN by default) and checks them against the float32
+// reference for the engine tests.
 #pragma once
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -18,20 +20,58 @@
 
 namespace afd::test {
 
+// How the test engines are built: CPU attention (16-position KV blocks) + the given FFN side, 64 tokens per step
+// (small, so prompts are prefilled in several chunks).
+struct TestEngineOptions {
+  int micro_batches = 2;
+  int max_batch = 32;
+  int64_t pool_blocks = 512;
+  int attn_threads = 2;  // 0: every CPU
+  int max_seqs = 64;
+};
+
+inline std::unique_ptr<engine::Engine> make_engine_over(std::shared_ptr<const Bf16Weights> w,
+                                                        std::unique_ptr<FfnBackend> ffn, const TestEngineOptions& o) {
+  attn::CpuAttnOptions ao;
+  ao.threads = o.attn_threads;
+  ao.block_size = 16;
+  ao.pool_blocks = o.pool_blocks;
+  ao.max_seqs = o.max_seqs;
+  engine::EngineOptions eo;
+  eo.micro_batches = o.micro_batches;
+  eo.scheduler.max_batch = o.max_batch;
+  eo.scheduler.max_step_tokens = 64;
+  return std::make_unique<engine::Engine>(std::make_unique<attn::CpuAttention>(std::move(w), ao), std::move(ffn),
+                                          eo);
+}
+
+// The GPU engine tests' options: every CPU attends, a larger pool, the default sequence slots.
+inline TestEngineOptions gpu_engine_options(int micro_batches) {
+  TestEngineOptions o;
+  o.micro_batches = micro_batches;
+  o.pool_blocks = 1024;
+  o.attn_threads = 0;
+  o.max_seqs = 256;
+  return o;
+}
+
 inline std::unique_ptr<engine::Engine> make_cpu_engine(const std::string& dir, int micro_batches, int max_batch = 32,
                                                        int64_t pool_blocks = 0) {
   auto w = load_weights<uint16_t>(dir, kWeightsAll, false);
-  attn::CpuAttnOptions ao;
-  ao.threads = 2;
-  ao.block_size = 16;
-  ao.pool_blocks = pool_blocks ? pool_blocks : 512;
-  ao.max_seqs = 64;
-  engine::EngineOptions eo;
-  eo.micro_batches = micro_batches;
-  eo.scheduler.max_batch = max_batch;
-  eo.scheduler.max_step_tokens = 64;  // small, so prompts are prefilled in several chunks
-  return std::make_unique<engine::Engine>(std::make_unique<attn::CpuAttention>(w, ao), std::make_unique<CpuFfn>(w),
-                                          eo);
+  TestEngineOptions o;
+  o.micro_batches = micro_batches;
+  o.max_batch = max_batch;
+  if (pool_blocks) o.pool_blocks = pool_blocks;
+  return make_engine_over(w, std::make_unique<CpuFfn>(w), o);
+}
+
+// A greedy request for n new tokens that ignores EOS.
+inline engine::GenRequest greedy(std::vector<int32_t> prompt, int n) {
+  engine::GenRequest r;
+  r.prompt = std::move(prompt);
+  r.max_new_tokens = n;
+  r.ignore_eos = true;
+  return r;
 }
 
 // An engine's greedy continuation against the float32 reference: token by token equal, or, at the first
@@ -81,23 +121,29 @@ inline std::vector<std::vector<int32_t>> fixture_prompts(const std::string& dir)
 
 // Submits every prompt as one batch (greedy, n new tokens, EOS ignored), runs it to completion and returns each
 // prompt's generated tokens in prompt order.
+inline std::map<int64_t, std::vector<int32_t>> collect(engine::Engine& e);
+
 inline std::vector<std::vector<int32_t>> batch_greedy(engine::Engine& e,
                                                       const std::vector<std::vector<int32_t>>& prompts, int n) {
   std::vector<int64_t> ids;
-  for (const auto& p : prompts) {
-    engine::GenRequest r;
-    r.prompt = p;
-    r.max_new_tokens = n;
-    r.ignore_eos = true;
-    ids.push_back(e.submit(r));
-  }
-  e.run_until_idle();
-  std::map<int64_t, std::vector<int32_t>> got;
-  for (auto& s : e.take_finished())
-    got[s->id] = std::vector<int32_t>(s->tokens.begin() + static_cast<long>(s->req.prompt.size()), s->tokens.end());
+  for (const auto& p : prompts) ids.push_back(e.submit(greedy(p, n)));
+  auto got = collect(e);
   std::vector<std::vector<int32_t>> out;
   for (int64_t id : ids) out.push_back(got[id]);
   return out;
+}
+
+// Checks that every continuation has n tokens and follows the float32 reference up to a near tie
+// (match_reference_greedy).
+inline void check_against_reference(const ReferenceModel& ref, const std::vector<std::vector<int32_t>>& prompts,
+                                    const std::vector<std::vector<int32_t>>& got, int n) {
+  REQUIRE(got.size() == prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto m = match_reference_greedy(ref, prompts[i], got[i]);
+    INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin " << m.margin);
+    CHECK(got[i].size() == static_cast<size_t>(n));
+    CHECK(m.near_tie());
+  }
 }
 
 // Runs all requests to completion; returns generated tokens by request id.

@@ -20,22 +20,7 @@ TEST_CASE("AFD engine greedy output equals the reference engine on every fixture
     for (int M : {1, 2, 3}) {
       INFO(name << " M=" << M);
       auto e = test::make_cpu_engine(dir, M);
-      std::vector<int64_t> ids;
-      for (const auto& p : prompts) {
-        engine::GenRequest r;
-        r.prompt = p;
-        r.max_new_tokens = kNew;
-        r.ignore_eos = true;
-        ids.push_back(e->submit(r));
-      }
-      auto got = test::collect(*e);
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        const auto m = test::match_reference_greedy(ref, prompts[i], got[ids[i]]);
-        INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin "
-                     << m.margin);
-        CHECK(got[ids[i]].size() == static_cast<size_t>(kNew));
-        CHECK(m.near_tie());
-      }
+      test::check_against_reference(ref, prompts, test::batch_greedy(*e, prompts, kNew), kNew);
       CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
     }
   }

@@ -18,15 +18,7 @@ using namespace afd;
 namespace {
 std::unique_ptr<engine::Engine> gpu_engine(const std::string& dir, int M) {
   auto w = load_weights<uint16_t>(dir, kWeightsAll, false);
-  attn::CpuAttnOptions ao;
-  ao.block_size = 16;
-  ao.pool_blocks = 1024;
-  engine::EngineOptions eo;
-  eo.micro_batches = M;
-  eo.scheduler.max_batch = 32;
-  eo.scheduler.max_step_tokens = 64;
-  return std::make_unique<engine::Engine>(std::make_unique<attn::CpuAttention>(w, ao),
-                                          std::make_unique<gpu::GpuFfn>(w, 0, 64), eo);
+  return test::make_engine_over(w, std::make_unique<gpu::GpuFfn>(w, 0, 64), test::gpu_engine_options(M));
 }
 
 }  // namespace
@@ -40,14 +32,7 @@ TEST_CASE("AFD engine on the GPU FFN: greedy output equals the reference engine 
     for (int M : {1, 2, 3}) {
       INFO(name << " M=" << M);
       auto e = gpu_engine(dir, M);
-      const auto got = test::batch_greedy(*e, prompts, 12);
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        const auto m = test::match_reference_greedy(ref, prompts[i], got[i]);
-        INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin "
-                     << m.margin);
-        CHECK(got[i].size() == 12u);
-        CHECK(m.near_tie());
-      }
+      test::check_against_reference(ref, prompts, test::batch_greedy(*e, prompts, 12), 12);
       CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
     }
   }

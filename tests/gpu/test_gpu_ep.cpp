@@ -132,26 +132,12 @@ TEST_CASE("expert-parallel engine: greedy output equals the reference engine on 
     const auto prompts = test::fixture_prompts(dir);
     for (int G : gpu_counts()) {
       INFO(name << " gpus " << G);
-      attn::CpuAttnOptions ao;
-      ao.block_size = 16;
-      ao.pool_blocks = 1024;
-      engine::EngineOptions eo;
-      eo.micro_batches = 2;
-      eo.scheduler.max_batch = 32;
-      eo.scheduler.max_step_tokens = 64;
-      engine::Engine e(std::make_unique<attn::CpuAttention>(w, ao),
-                       std::make_unique<gpu::GpuFfn>(w, ep_options(G, kModes[0], 64)), eo);
-      const auto got = test::batch_greedy(e, prompts, 12);
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        const auto m = test::match_reference_greedy(ref, prompts[i], got[i]);
-        INFO("case " << i << ": first difference at token " << m.first_difference << ", reference margin "
-                     << m.margin);
-        CHECK(got[i].size() == 12u);
-        CHECK(m.near_tie());
-      }
-      INFO(e.totals().summary());
-      REQUIRE(e.totals().gpu_busy_s.size() == static_cast<size_t>(G));
-      for (double b : e.totals().gpu_busy_s) CHECK(b > 0);
+      auto e = test::make_engine_over(w, std::make_unique<gpu::GpuFfn>(w, ep_options(G, kModes[0], 64)),
+                                      test::gpu_engine_options(2));
+      test::check_against_reference(ref, prompts, test::batch_greedy(*e, prompts, 12), 12);
+      INFO(e->totals().summary());
+      REQUIRE(e->totals().gpu_busy_s.size() == static_cast<size_t>(G));
+      for (double b : e->totals().gpu_busy_s) CHECK(b > 0);
     }
   }
 }

@@ -14,25 +14,9 @@ namespace afd::test {
 // The engine of make_cpu_engine with the FFN side at `address`.
 inline std::unique_ptr<engine::Engine> make_remote_engine(const std::string& dir, const std::string& address, int mb) {
   auto w = load_weights<uint16_t>(dir, kWeightsEmbed | kWeightsAttn, false);
-  attn::CpuAttnOptions ao;
-  ao.threads = 2;
-  ao.block_size = 16;
-  ao.pool_blocks = 512;
-  ao.max_seqs = 64;
-  engine::EngineOptions eo;
-  eo.micro_batches = mb;
-  eo.scheduler.max_batch = 32;
-  eo.scheduler.max_step_tokens = 64;
-  return std::make_unique<engine::Engine>(std::make_unique<attn::CpuAttention>(w, ao),
-                                          std::make_unique<transport::RemoteFfn>(address, w->cfg), eo);
-}
-
-inline engine::GenRequest greedy(std::vector<int32_t> prompt, int n) {
-  engine::GenRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.ignore_eos = true;
-  return r;
+  TestEngineOptions o;
+  o.micro_batches = mb;
+  return make_engine_over(w, std::make_unique<transport::RemoteFfn>(address, w->cfg), o);
 }
 
 // Prompts of odd lengths (one longer than a step, so it is prefilled in chunks), the same for every engine.
