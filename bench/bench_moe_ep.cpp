@@ -133,12 +133,7 @@ int main(int argc, char** argv) {
         const int first = G == 1 ? 0 : firsts[run / modes.size()];
         const std::string label = G == 1 ? "one-gpu" : first > 0 ? mode.name + "/first=" + std::to_string(first)
                                                                   : mode.name;
-        gpu::GpuFfnOptions o;
-        o.devices.clear();
-        for (int i = 0; i < G; ++i) o.devices.push_back(i);
-        o.max_tokens = T;
-        o.input = mode.in;
-        o.output = mode.out;
+        gpu::GpuFfnOptions o = gpu::ep_options(0, G, T, mode.in, mode.out);
         o.first_gpu_experts = first;
         gpu::GpuFfn ffn(w, o);
         auto* x = static_cast<uint16_t*>(ffn.alloc_host(static_cast<size_t>(T) * h * 2));

@@ -198,21 +198,7 @@ int main(int argc, char** argv) {
         // Expert GEMMs alone: ours (gather fused) vs cuBLAS grouped and looped on pre-gathered rows.
         const int rows = n * k;
         const cuda::GemmTile tile = best;
-        const int bm = cuda::gemm_tile_rows(tile);
-        cuda::GroupedGemmParams g{};
-        g.tile = tile;
-        g.groups = E;
-        g.group_offset = ws.group_offset;
-        g.tile_offset = ws.tile_offset;
-        g.max_tiles = (rows + bm - 1) / bm + std::min(E, rows);
-        auto ours = [&] {
-          g.a = ws.xn, g.a_rows = ws.row_token, g.w = w_gu, g.w_stride = gu, g.c = ws.act, g.n = 2 * I, g.k = h;
-          g.silu_mul = true;
-          cuda::grouped_gemm_bf16_bf16(g, s);
-          g.silu_mul = false;
-          g.a = ws.act, g.a_rows = nullptr, g.w = w_dn, g.w_stride = dn, g.c = ws.y, g.n = h, g.k = I;
-          cuda::grouped_gemm_bf16_bf16(g, s);
-        };
+        auto ours = [&] { gpu::expert_gemms(L, h, ws, tile, rows, s); };
         // The permutation's tile offsets depend on the tile: route once more with the one timed here.
         AFD_CUDA_CHECK(cudaMemcpyAsync(ws.x, x0, static_cast<size_t>(n) * h * 2, cudaMemcpyDeviceToDevice, s));
         gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, &tile);

@@ -8,11 +8,8 @@ archive=$1
 out=$2
 mkdir -p "$out"
 start=$SECONDS
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-nccl=$(python3 -c "import nvidia.nccl,os;print(os.path.join(list(nvidia.nccl.__path__)[0],'lib'))" 2>/dev/null || true)
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${nccl:+:$nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export NCCL_NVLS_ENABLE=0 AFD_SOURCE_DIR=$PWD
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
+export AFD_SOURCE_DIR=$PWD
 timeout 150 "$work/afd/bin/afd_tests_gpu" "[ep],[engine]" >"$out/tests.log" 2>&1
 echo "gpu tests [ep],[engine] rc=$? ($((SECONDS - start)) s)"; tail -n 3 "$out/tests.log"
 timeout 170 "$work/afd/bin/afd-bench" --config configs/deepseek.yaml --layers 5 --gpus 2 --context 512 \

@@ -8,9 +8,7 @@ archive=$1
 out=$2
 threads=${3:-32}
 mkdir -p "$out"
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
 nproc; nvidia-smi --query-gpu=name --format=csv,noheader
 "$work/afd/bin/afd-bench" --config configs/deepseek-v2-lite.yaml --context 1024 --batch 64 --prefill synthetic \
   --prefill-probe-tokens 0 --warmup 1 --steps 3 --sweep attn_threads="$threads" --sweep clients=1,2,4 \

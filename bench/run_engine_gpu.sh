@@ -7,9 +7,7 @@ set -uo pipefail
 archive=${1:-.gpu/afd-gpu.tar.xz}
 out=${2:-/tmp/afd-engine-gpu}
 mkdir -p "$out"
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
 bin=$work/afd/bin
 for m in 1 2; do
   "$bin/afd-run" --model models/pystdlib-moe --ffn-device gpu --micro-batches $m --perplexity models/pystdlib-moe/eval.txt \

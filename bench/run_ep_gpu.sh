@@ -10,11 +10,7 @@ mkdir -p "$out"
 nvidia-smi topo -m >"$out/topo.txt" 2>&1
 AFD_TESTS="afd_tests_gpu" bash tools/gpu-check.sh "$archive" >"$out/check.log" 2>&1
 echo "gpu-check rc=$?"; tail -n 25 "$out/check.log"
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-nccl=$(python3 -c "import nvidia.nccl,os;print(os.path.join(list(nvidia.nccl.__path__)[0],'lib'))" 2>/dev/null || true)
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${nccl:+:$nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export NCCL_NVLS_ENABLE=0
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
 mkdir -p "$out/ep"
 timeout 420 "$work/afd/bin/afd-bench-ep" --preset deepseek-v3 --moe-layers "$layers" --gpus 1,2,4 \
   --tokens 64,256,1024 --modes copies+reduce,broadcast+reduce,copies+host-sum --iters 8 --out "$out/ep" 2>&1 |

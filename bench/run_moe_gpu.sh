@@ -7,9 +7,7 @@ set -uo pipefail
 archive=$1
 out=$2
 bash tools/gpu-check.sh "$archive" 2>&1 | tee "$out/check.log"
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
 export AFD_SOURCE_DIR=$PWD
 "$work/afd/bin/afd_tests_gpu" "[ffn],[head]" >"$out/tests_full.log" 2>&1
 echo "full GPU tests rc=$?"; grep -E "test cases|assertions" "$out/tests_full.log"

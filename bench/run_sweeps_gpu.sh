@@ -11,10 +11,7 @@ config=$3
 preset=$4
 steps=${5:-3}
 mkdir -p "$out"
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-nccl=$(python3 -c "import nvidia.nccl,os;print(os.path.join(list(nvidia.nccl.__path__)[0],'lib'))" 2>/dev/null || true)
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${nccl:+:$nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/../tools/gpu-unpack.sh" "$archive"
 nproc; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 if [ "${PEER:-1}" = 1 ]; then
   timeout 240 python3 bench/hf_peer.py "$preset" "$out/peer.csv" --batch 16,64,256 --context 2048 --steps 3 2>&1 |

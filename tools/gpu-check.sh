@@ -10,10 +10,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   exit 2
 fi
 nvidia-smi -L
-work=$(mktemp -d)
-tar -C "$work" -xJf "$archive"
-nccl=$(python3 -c "import nvidia.nccl,os;print(os.path.join(list(nvidia.nccl.__path__)[0],'lib'))" 2>/dev/null || true)
-export LD_LIBRARY_PATH="$work/afd/lib:/usr/local/cuda/lib64${nccl:+:$nccl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/gpu-unpack.sh" "$archive"
 export AFD_SOURCE_DIR="$root" AFD_RUN_BIN="$work/afd/bin/afd-run" AFD_DEFAULT_MODEL="$root/models/pystdlib-moe"
 grep -o -m1 -E 'avx512[a-z_0-9]*|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
 status=0

@@ -48,13 +48,8 @@ std::unique_ptr<engine::Engine> make_engine(std::shared_ptr<const Bf16Weights> w
 #if AFD_HAVE_GPU_FFN
 gpu::GpuFfnOptions gpu_ffn_options(const RuntimeOptions& o) {
   AFD_REQUIRE(o.gpus >= 1, "--gpus must be >= 1, not ", o.gpus);
-  gpu::GpuFfnOptions g;
-  g.devices.clear();
-  for (int i = 0; i < o.gpus; ++i) g.devices.push_back(o.gpu + i);
-  g.max_tokens = o.max_step_tokens;
-  g.input = gpu::parse_ep_input(o.ep_input);
-  g.output = gpu::parse_ep_output(o.ep_output);
-  return g;
+  return gpu::ep_options(o.gpu, o.gpus, o.max_step_tokens, gpu::parse_ep_input(o.ep_input),
+                         gpu::parse_ep_output(o.ep_output));
 }
 #endif
 

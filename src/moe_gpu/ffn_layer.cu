@@ -91,7 +91,7 @@ void mark_stage(const StageMarks* marks, const char* stage) {
 // the expert outputs in permuted order and ws.slot_row / ws.weights say where each (token, slot) went.
 void routed_experts(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas, int n,
                     cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {
-  const int h = c.hidden_size, E = c.n_routed_experts, k = c.top_k, I = L.expert_width;
+  const int h = c.hidden_size, E = c.n_routed_experts, k = c.top_k;
   AFD_CHECK(L.expert_count > 0 && L.expert_lo >= 0 && L.expert_lo + L.expert_count <= E, "experts ",
             L.expert_lo, "+", L.expert_count, " of ", E);
   // Router logits [n, E] = xn · router^T (column-major view: logits^T [E, n] = router [E,h] · xn^T).
@@ -128,7 +128,14 @@ void routed_experts(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspa
                      L.expert_lo},
                     s);
   mark_stage(marks, "permute");
-  const int rows = n * k;  // an upper bound of the rows this GPU's experts receive
+  expert_gemms(L, h, ws, tile, n * k, s, marks);
+}
+
+}  // namespace
+
+void expert_gemms(const FfnLayerDev& L, int h, const FfnWorkspace& ws, cuda::GemmTile tile, int rows, cudaStream_t s,
+                  const StageMarks* marks) {
+  const int I = L.expert_width, local = L.expert_count, bm = cuda::gemm_tile_rows(tile);
   cuda::GroupedGemmParams g{};
   g.tile = tile;
   g.groups = local;
@@ -156,8 +163,6 @@ void routed_experts(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspa
   cuda::grouped_gemm_bf16_bf16(g, s);
   mark_stage(marks, "down");
 }
-
-}  // namespace
 
 void run_ffn_layer(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspace& ws, cublasHandle_t blas,
                    bf16* x, int n, cudaStream_t s, const cuda::GemmTile* tile_override, const StageMarks* marks) {

@@ -81,6 +81,12 @@ void run_ffn_layer(const ModelConfig& cfg, const FfnLayerDev& L, const FfnWorksp
                    bf16* x_dev, int n, cudaStream_t stream, const cuda::GemmTile* tile = nullptr,
                    const StageMarks* marks = nullptr);
 
+// The two grouped GEMMs of the experts L holds, after moe_permute filled ws's offsets and row map for `tile`:
+// ws.act = silu(gate xn) * up xn of the rows (gathered from ws.xn), then ws.y = down(ws.act). `rows` bounds the
+// rows the experts received (tokens x top-k).
+void expert_gemms(const FfnLayerDev& L, int hidden, const FfnWorkspace& ws, cuda::GemmTile tile, int rows,
+                  cudaStream_t stream, const StageMarks* marks = nullptr);
+
 // Expert parallelism, the part of a MoE layer one GPU does: post-norm, the full routing (every GPU routes every
 // token the same way), its own experts' GEMMs and partial = sum of their weighted outputs (fp32 [n, hidden]); with
 // `with_shared` also the shared experts into ws.extra. x_dev is read, not changed.

@@ -243,7 +243,7 @@ void GpuFfn::ffn_half(int layer, uint16_t* x, int n) {
   if (n == 0) return;
   if (gpus() > 1 && layers_[layer].moe) {
     ffn_half_ep(layer, x, n);
-    if (layers_[layer].moe) last_moe_n_ = n;
+    last_moe_n_ = n;
     return;
   }
   AFD_CUDA_CHECK(cudaSetDevice(device_));

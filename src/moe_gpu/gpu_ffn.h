@@ -43,6 +43,18 @@ struct GpuFfnOptions {
   int first_gpu_experts = 0;
 };
 
+// Options for `count` consecutive GPUs from `first` (count >= 1) with the given transfer modes.
+inline GpuFfnOptions ep_options(int first, int count, int max_tokens, EpInput in = EpInput::kCopies,
+                                EpOutput out = EpOutput::kNcclReduce) {
+  GpuFfnOptions o;
+  o.devices.clear();
+  for (int i = 0; i < count; ++i) o.devices.push_back(first + i);
+  o.max_tokens = max_tokens;
+  o.input = in;
+  o.output = out;
+  return o;
+}
+
 // Shared by GpuFfn's translation units: puts `device` in blocking-sync mode (the driver thread sleeps in its
 // waits), and throws afd::Error when weights + workspace bytes do not fit its free memory.
 void prepare_device(int device);

@@ -35,13 +35,7 @@ std::vector<int> gpu_counts() {
 }
 
 gpu::GpuFfnOptions ep_options(int gpus, const Mode& m, int max_tokens) {
-  gpu::GpuFfnOptions o;
-  o.devices.clear();
-  for (int i = 0; i < gpus; ++i) o.devices.push_back(i);
-  o.max_tokens = max_tokens;
-  o.input = m.in;
-  o.output = m.out;
-  return o;
+  return gpu::ep_options(0, gpus, max_tokens, m.in, m.out);
 }
 
 bool enough_gpus() {
