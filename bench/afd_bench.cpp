@@ -162,7 +162,12 @@ int main(int argc, char** argv) {
                                  std::to_string(static_cast<int>(ceil.pcie_bw / 1e9)) + " GB/s")
                                     .c_str()
                               : ", no GPU");
-    const auto weights = app::load_model(src, true);
+    // fp8 experts stay fp8 when every point's FFN is the local GPU (a sweep over ffn_device needs them dequantised).
+    bool sweeps_device = false;
+    for (const Sweep& s : sw) sweeps_device |= s.key == "ffn_device";
+    LoadOptions lo = app::load_options(ro);
+    lo.keep_fp8_experts &= !sweeps_device;
+    const auto weights = app::load_model(src, true, lo);
 
     // The points: the cartesian product of the sweeps, first key slowest.
     std::vector<PointSpec> points(1, base);

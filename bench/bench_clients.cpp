@@ -80,6 +80,12 @@ PointResult run_clients_point(const std::shared_ptr<const Bf16Weights>& w, FfnBa
     r.step_min_ms = std::min(r.step_min_ms, x.step_min_ms);
     r.step_max_ms = std::max(r.step_max_ms, x.step_max_ms);
   }
+  // The engines share the CPU and the FFN side: the bound of a round in which each decodes its batch is that of
+  // one step over all their sequences (the server may join same-layer requests, so the expert bytes are those of
+  // clients x batch tokens together).
+  const std::string served = local_ffn.name();
+  set_bound(r, w->cfg, p.clients * p.batch, p.context, c,
+            ffn_remote.empty() && (served.rfind("gpu", 0) == 0 || served.find("GPU") != std::string::npos));
   r.server_requests = after.requests - before.requests;
   r.server_calls = after.calls - before.calls;
   r.server_rows_per_call = r.server_calls ? static_cast<double>(after.rows - before.rows) / r.server_calls : 0;

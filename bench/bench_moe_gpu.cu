@@ -2,7 +2,8 @@
 // DeepSeek-V2-Lite shapes (64, top-6, 2048, 1408), 64 / 256 / 4096 tokens, synthetic random weights, against the
 // ceilings measured in the same run: device-to-device copy GB/s (bytes read + written) and cuBLAS bf16 GEMM
 // TFLOP/s (8192^3). The layer (router, permutation, grouped GEMMs, SiLU·mul, combine, residual) runs as a CUDA
-// graph replay; the expert GEMMs alone are also timed against cublasGemmGroupedBatchedEx and a cublasGemmEx loop.
+// graph replay, with bf16 experts and with weight-only fp8 experts (random e4m3 + per-row scales); the expert
+// GEMMs alone are also timed against cublasGemmGroupedBatchedEx and a cublasGemmEx loop.
 // Usage: afd-bench-moe-gpu [csv_path]
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -77,7 +78,8 @@ int main(int argc, char** argv) {
     FILE* csv = argc > 1 ? std::fopen(argv[1], "w") : nullptr;
     if (csv)
       std::fprintf(csv, "shape,tokens,layer_ms,touched_experts,touched_gb,gbps,bw_frac,tflops,gemm_frac,"
-                        "best_tile,ours_gemm_ms,cublas_grouped_ms,cublas_loop_ms,copy_gbps,gemm_tflops\n");
+                        "best_tile,ours_gemm_ms,cublas_grouped_ms,cublas_loop_ms,copy_gbps,gemm_tflops,fp8_layer_ms,fp8_gbps,"
+                        "fp8_bw_frac\n");
     const char* header = "%-8s %6s %9s %7s %9s %8s %7s %8s %7s | GEMMs only (ms): %8s %8s %9s %8s\n";
 
     const Shape shapes[] = {{"V3", 256, 8, 7168, 2048, 8, 4, RouterKind::kSigmoidGroupTopk, 2.5},
@@ -117,6 +119,19 @@ int main(int argc, char** argv) {
       L.experts_down = w_dn;
       L.expert_width = I;
       L.expert_count = E;
+      // The same experts' shapes as weight-only fp8 (random e4m3, per-row scales): half the bytes to stream.
+      const int64_t gu_sc = static_cast<int64_t>(2) * I * ((h + 127) / 128), dn_sc = static_cast<int64_t>(h) * ((I + 127) / 128);
+      gpu::DeviceArena wa8(E * (gu + dn) + static_cast<size_t>(E) * (gu_sc + dn_sc) * 4 + 4096);
+      gpu::FfnLayerDev L8 = L;
+      uint8_t* q_gu = wa8.take<uint8_t>(E * gu);
+      uint8_t* q_dn = wa8.take<uint8_t>(E * dn);
+      float* s_gu = wa8.take<float>(E * gu_sc);
+      float* s_dn = wa8.take<float>(E * dn_sc);
+      bench::fill_fp8(q_gu, static_cast<int64_t>(E * gu), 21);
+      bench::fill_fp8(q_dn, static_cast<int64_t>(E * dn), 22);
+      bench::fill_f32(s_gu, E * gu_sc, 23, 1e-4f, 2e-4f);  // |w| up to 448 * 2e-4 = 0.09
+      bench::fill_f32(s_dn, E * dn_sc, 24, 1e-4f, 2e-4f);
+      L8.use_fp8_experts(q_gu, s_gu, q_dn, s_dn);
       gpu::DeviceArena plan;
       gpu::carve_workspace(c, T, plan);
       gpu::DeviceArena wsa(plan.used() + static_cast<size_t>(T) * (k * h + k * 2 * I + h) * 2 + 3 * static_cast<size_t>(E) * 8 + 8192);
@@ -140,41 +155,35 @@ int main(int argc, char** argv) {
         double bytes = 0;
         const double flops = 2.0 * n * k * 3.0 * I * h;
         std::vector<int32_t> off(E + 1), row_token(static_cast<size_t>(n) * k);
-        // The graphs below restore x first (so every replay routes alike); that copy's own time is subtracted.
-        double restore_ms;
-        {
-          cudaGraph_t graph;
-          cudaGraphExec_t exec;
-          AFD_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-          AFD_CUDA_CHECK(cudaMemcpyAsync(ws.x, x0, static_cast<size_t>(n) * h * 2, cudaMemcpyDeviceToDevice, s));
-          AFD_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-          AFD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-          restore_ms = time_ms(s, 2, 11, [&] {
-                         for (int r = 0; r < 10; ++r) AFD_CUDA_CHECK(cudaGraphLaunch(exec, s));
-                       }) / 10;
-          cudaGraphExecDestroy(exec);
-          cudaGraphDestroy(graph);
-        }
-        std::printf("  %-8s %6d x restore (subtracted below) %.1f us\n", sh.name, n, restore_ms * 1e3);
-        for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
-          auto layer = [&] {
-            AFD_CUDA_CHECK(cudaMemcpyAsync(ws.x, x0, static_cast<size_t>(n) * h * 2, cudaMemcpyDeviceToDevice, s));
-            gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, &tile);
-          };
-          layer();  // first run outside capture: sets kernel attributes
+        // Ten replays of body() captured as a graph per timed sample, so the host's graph launch overlaps the GPU's
+        // work as in a pipeline; ms per replay.
+        auto graph_ms = [&](const std::function<void()>& body) {
+          body();  // first run outside capture: sets kernel attributes
           AFD_CUDA_CHECK(cudaStreamSynchronize(s));
           cudaGraph_t graph;
           cudaGraphExec_t exec;
           AFD_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-          layer();
+          body();
           AFD_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
           AFD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-          // Ten replays per timed sample, so the host's graph launch overlaps the GPU's work as in a pipeline.
           const double t = time_ms(s, 2, 11, [&] {
                              for (int r = 0; r < 10; ++r) AFD_CUDA_CHECK(cudaGraphLaunch(exec, s));
-                           }) / 10 - restore_ms;
+                           }) / 10;
           cudaGraphExecDestroy(exec);
           cudaGraphDestroy(graph);
+          return t;
+        };
+        auto restore = [&] {
+          AFD_CUDA_CHECK(cudaMemcpyAsync(ws.x, x0, static_cast<size_t>(n) * h * 2, cudaMemcpyDeviceToDevice, s));
+        };
+        // The graphs below restore x first (so every replay routes alike); that copy's own time is subtracted.
+        const double restore_ms = graph_ms(restore);
+        std::printf("  %-8s %6d x restore (subtracted below) %.1f us\n", sh.name, n, restore_ms * 1e3);
+        for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
+          const double t = graph_ms([&] {
+                             restore();
+                             gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, &tile);
+                           }) - restore_ms;
           // What the routing touched (the same every replay: x is restored first).
           AFD_CUDA_CHECK(cudaMemcpy(off.data(), ws.group_offset, (E + 1) * 4, cudaMemcpyDeviceToHost));
           AFD_CUDA_CHECK(cudaMemcpy(row_token.data(), ws.row_token, row_token.size() * 4, cudaMemcpyDeviceToHost));
@@ -193,6 +202,17 @@ int main(int argc, char** argv) {
           if (t < best_ms) best_ms = t, best = tile;
         }
         const double gbps = bytes / (ms * 1e-3) / 1e9, tflops = flops / (ms * 1e-3) / 1e12;
+        // fp8 experts, default tile: bytes = the touched experts' e4m3 weights and scales.
+        const double ms8 = graph_ms([&] {
+                             restore();
+                             gpu::run_ffn_layer(c, L8, ws, blas, ws.x, n, s);
+                           }) - restore_ms;
+        const double bytes8 = double(touched) * (gu + dn + (gu_sc + dn_sc) * 4.0);
+        const double gbps8 = bytes8 / (ms8 * 1e-3) / 1e9;
+        std::printf("  %-8s %6d fp8 experts: layer %8.3f ms  %6.0f GB/s = %.2f of copy  %6.1f TFLOP/s = %.2f of GEMM"
+                    "  (%.2fx the bf16 layer)\n",
+                    sh.name, n, ms8, gbps8, gbps8 / copy_gbps, flops / (ms8 * 1e-3) / 1e12,
+                    flops / (ms8 * 1e-3) / 1e12 / gemm_tflops, ms / ms8);
         stage_breakdown(c, L, ws, blas, x0, n, s);
 
         // Expert GEMMs alone: ours (gather fused) vs cuBLAS grouped and looped on pre-gathered rows.
@@ -254,9 +274,10 @@ int main(int argc, char** argv) {
                     touched, bytes / 1e9, gbps, gbps / copy_gbps, tflops, tflops / gemm_tflops,
                     cuda::gemm_tile_name(best), ours_ms, grp_ms, loop_ms);
         if (csv)
-          std::fprintf(csv, "%s,%d,%.4f,%d,%.3f,%.1f,%.3f,%.2f,%.3f,%s,%.4f,%.4f,%.4f,%.1f,%.1f\n", sh.name, n, ms,
-                       touched, bytes / 1e9, gbps, gbps / copy_gbps, tflops, tflops / gemm_tflops,
-                       cuda::gemm_tile_name(best), ours_ms, grp_ms, loop_ms, copy_gbps, gemm_tflops);
+          std::fprintf(csv, "%s,%d,%.4f,%d,%.3f,%.1f,%.3f,%.2f,%.3f,%s,%.4f,%.4f,%.4f,%.1f,%.1f,%.4f,%.1f,%.3f\n",
+                       sh.name, n, ms, touched, bytes / 1e9, gbps, gbps / copy_gbps, tflops, tflops / gemm_tflops,
+                       cuda::gemm_tile_name(best), ours_ms, grp_ms, loop_ms, copy_gbps, gemm_tflops, ms8, gbps8,
+                       gbps8 / copy_gbps);
       }
     }
     if (csv) std::fclose(csv);

@@ -81,6 +81,30 @@ std::pair<double, int64_t> probe_prefill(engine::Engine& eng, const PointSpec& s
 }
 }  // namespace
 
+void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, const Ceilings& c, bool ffn_gpu) {
+  PlanInputs in;
+  in.batch = tokens;
+  in.context = context;
+  const MemoryPlan plan = plan_memory(cfg, in);
+  // Both sides on the CPU share its bandwidth and cores, so their times add; with the FFN on the GPU the slower
+  // side (or the link) bounds the step.
+  const double t_kv = plan.step_kv_bytes / c.host_read_bw, t_attn = plan.step_attn_flops / c.cpu_gemm_flops;
+  const double t_attn_side = std::max(t_kv, t_attn);
+  double t_ffn_side, t_xfer = 0;
+  const bool gpu = ffn_gpu && c.has_gpu;
+  if (gpu) {
+    t_ffn_side = std::max(plan.step_expert_bytes / c.hbm_bw, plan.step_expert_flops / c.gpu_gemm_flops);
+    t_xfer = plan.step_xfer_bytes / c.pcie_bw;
+  } else {
+    t_ffn_side = std::max(plan.step_expert_bytes / c.host_read_bw, plan.step_expert_flops / c.cpu_gemm_flops);
+  }
+  const double bound = gpu ? std::max({t_attn_side, t_ffn_side, t_xfer}) : t_attn_side + t_ffn_side;
+  r.bound_ms = bound * 1e3;
+  r.pct_of_bound = r.decode_tok_s > 0 && bound > 0 ? 100.0 * (r.decode_tok_s * bound / tokens) : 0;
+  r.bound_by = gpu ? (bound == t_xfer ? "PCIe" : bound == t_ffn_side ? "GPU experts" : t_kv >= t_attn ? "host KV" : "CPU attention")
+                   : "CPU (attention + FFN)";
+}
+
 PointResult run_point(const app::Backends& backends, const PointSpec& spec, const Ceilings& c) {
   const ModelConfig& cfg = backends.attn->config();
   AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
@@ -165,23 +189,8 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
   r.ffn_idle_ms = std::max(0.0, r.tpot_ms - r.ffn_ms);
   r.overlap = overlap / spec.steps;
 
-  // The roofline bound of this decode step from the ceilings measured in this run. Both sides on the CPU share its
-  // bandwidth and cores, so their times add; with the FFN on the GPU the slower side (or the link) bounds the step.
   const bool gpu = r.ffn.rfind("gpu", 0) == 0 || r.ffn.find("GPU") != std::string::npos;
-  const double t_kv = plan.step_kv_bytes / c.host_read_bw, t_attn = plan.step_attn_flops / c.cpu_gemm_flops;
-  const double t_attn_side = std::max(t_kv, t_attn);
-  double t_ffn_side, t_xfer = 0;
-  if (gpu && c.has_gpu) {
-    t_ffn_side = std::max(plan.step_expert_bytes / c.hbm_bw, plan.step_expert_flops / c.gpu_gemm_flops);
-    t_xfer = plan.step_xfer_bytes / c.pcie_bw;
-  } else {
-    t_ffn_side = std::max(plan.step_expert_bytes / c.host_read_bw, plan.step_expert_flops / c.cpu_gemm_flops);
-  }
-  const double bound = gpu ? std::max({t_attn_side, t_ffn_side, t_xfer}) : t_attn_side + t_ffn_side;
-  r.bound_ms = bound * 1e3;
-  r.pct_of_bound = med > 0 ? 100.0 * bound / med : 0;
-  r.bound_by = gpu ? (bound == t_xfer ? "PCIe" : bound == t_ffn_side ? "GPU experts" : t_kv >= t_attn ? "host KV" : "CPU attention")
-                   : "CPU (attention + FFN)";
+  set_bound(r, cfg, spec.batch, spec.context, c, gpu);
   return r;
 }
 

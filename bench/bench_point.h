@@ -56,6 +56,11 @@ app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& p);
 // Runs a point on backends built for it or for a larger one (KV pool and FFN token capacity at least the point's).
 PointResult run_point(const app::Backends& backends, const PointSpec& p, const Ceilings& c);
 
+// The roofline bound of a decode step of `tokens` sequences at `context` from the ceilings measured in the run:
+// sets r.bound_ms (the step of all `tokens`), r.bound_by and r.pct_of_bound (r.decode_tok_s against the bound's
+// tokens/s). `ffn_gpu`: the FFN side runs on the GPU.
+void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, const Ceilings& c, bool ffn_gpu);
+
 void print_header(std::FILE* f, const PointSpec& first);
 void print_row(std::FILE* f, const PointSpec& p, const PointResult& r);
 std::string results_csv(const std::vector<PointSpec>& ps, const std::vector<PointResult>& rs);

@@ -32,6 +32,33 @@ inline void fill(bf16* p, int64_t n, uint64_t seed, float scale, float offset = 
   AFD_CUDA_CHECK(cudaGetLastError());
 }
 
+// Random e4m3 bytes (no NaN codes) and fp32 values in [lo, hi), reproducible from the seed.
+static __global__ void fill_fp8_kernel(uint8_t* p, int64_t n, uint64_t seed) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+    const uint8_t b = static_cast<uint8_t>(z >> 56);
+    p[i] = (b & 0x7f) == 0x7f ? b ^ 1 : b;
+  }
+}
+static __global__ void fill_f32_kernel(float* p, int64_t n, uint64_t seed, float lo, float hi) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+    p[i] = lo + (hi - lo) * (static_cast<float>(z >> 40) / 16777216.0f);
+  }
+}
+inline void fill_fp8(uint8_t* p, int64_t n, uint64_t seed) {
+  fill_fp8_kernel<<<4096, 256>>>(p, n, seed);
+  AFD_CUDA_CHECK(cudaGetLastError());
+}
+inline void fill_f32(float* p, int64_t n, uint64_t seed, float lo, float hi) {
+  fill_f32_kernel<<<4096, 256>>>(p, n, seed, lo, hi);
+  AFD_CUDA_CHECK(cudaGetLastError());
+}
+
 // Median of `reps` timings (ms) of fn() on `s`, after `warm` untimed runs.
 inline double time_ms(cudaStream_t s, int warm, int reps, const std::function<void()>& fn) {
   for (int i = 0; i < warm; ++i) fn();

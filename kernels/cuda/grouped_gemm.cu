@@ -1,3 +1,5 @@
+#include <cuda_fp8.h>
+
 #include <atomic>
 
 #include "cuda/grouped_gemm.cuh"
@@ -12,18 +14,45 @@ constexpr int kBK = 64;  // k per pipeline stage: one 128-byte shared-memory row
 
 // Shared memory holds, per stage, BM rows of A then BN rows of W, each row kBK bf16 = 8 chunks of 16 B. Chunk c of
 // row r is stored at chunk position c ^ (r & 7), so the 8 rows an ldmatrix phase reads hit 8 different bank groups.
+// With fp8 weights a stage holds BN rows of kBK bytes (4 chunks, unswizzled) and their scales instead, and one
+// bf16 W tile after the stages receives each stage's rows converted and scaled, in the bf16 layout, before the
+// MMAs read it.
 __device__ __forceinline__ int swz(int r, int c) { return r * 8 + (c ^ (r & 7)); }
 
-template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+// 16 e4m3 values times `scale`, rounded to bf16 (e4m3 -> half is exact, half -> float exact, one fp32 multiply:
+// the loader's bf16(fp32(q) * s)), as two 16-byte chunks. (Measured on an H100: building the fp32 from the e4m3
+// bits with integer ops and a 2^120-scaled FMUL, equal bits, was 10-25% slower in the layer than these cvts.)
+__device__ __forceinline__ void fp8x16_to_bf16(uint4 q, float scale, uint4& lo, uint4& hi) {
+  const uint32_t in[4] = {q.x, q.y, q.z, q.w};
+  uint32_t out[8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(in[i] >> (16 * h)), __NV_E4M3);
+      const float2 f = __half22float2(__half2(hr));
+      const __nv_bfloat162 b = __floats2bfloat162_rn(f.x * scale, f.y * scale);
+      out[2 * i + h] = *reinterpret_cast<const uint32_t*>(&b);
+    }
+  lo = make_uint4(out[0], out[1], out[2], out[3]);
+  hi = make_uint4(out[4], out[5], out[6], out[7]);
+}
+
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool kFp8>
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     grouped_gemm_bf16_bf16_kernel(GroupedGemmParams p) {
   constexpr int kThreads = WARPS_M * WARPS_N * 32;
   constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // warp tile
   constexpr int MI = WM / 16, NI = WN / 8;             // mma tiles per warp
   static_assert(NI % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+  constexpr int kBRowChunks = kFp8 ? kBK / 16 : 8;      // 16-B chunks per W row per stage
+  // fp8: each stage also carries its BN rows' scales (BN floats), so no global load sits between a stage's
+  // arrival and its conversion.
+  constexpr int kStageChunks = BM * 8 + BN * kBRowChunks + (kFp8 ? BN / 4 : 0);
   // 16-B chunks per thread per stage; A may have fewer chunks than threads (BM = 16 with 8 warps).
-  constexpr int kAChunks = (BM * 8 + kThreads - 1) / kThreads, kBChunks = BN * 8 / kThreads;
-  static_assert(kBChunks * kThreads == BN * 8 && (BM * 8 % kThreads == 0 || kAChunks == 1), "uneven tile split");
+  constexpr int kAChunks = (BM * 8 + kThreads - 1) / kThreads, kBChunks = BN * kBRowChunks / kThreads;
+  static_assert(kBChunks * kThreads == BN * kBRowChunks && (BM * 8 % kThreads == 0 || kAChunks == 1),
+                "uneven tile split");
   extern __shared__ uint4 smem[];
 
   // Which rows this block owns: M tile blockIdx.y of the flattened (group, tile) list.
@@ -45,7 +74,6 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     rows = min(BM, p.m - row_begin);
   }
   const int n0 = blockIdx.x * BN;
-  const __nv_bfloat16* wg = p.w + static_cast<int64_t>(g) * p.w_stride;
 
   // Per-thread source rows, fixed for the whole k loop (chunk index i -> row i/8, column chunk i%8).
   const __nv_bfloat16* a_src[kAChunks];
@@ -58,16 +86,26 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     if (p.a_rows && a_ok[i]) ar = p.a_rows[ar];
     a_src[i] = p.a + static_cast<int64_t>(a_ok[i] ? ar : 0) * p.k;
   }
-  const __nv_bfloat16* b_src[kBChunks];
+  // W rows: chunk index i -> row i / kBRowChunks, column chunk i % kBRowChunks (byte pointers, bf16 or fp8).
+  const char* b_src[kBChunks];
+  const float* b_scale[kBChunks];  // fp8: the row's scales
   bool b_ok[kBChunks];
+  const int64_t row_bytes = kFp8 ? p.k : static_cast<int64_t>(p.k) * 2;
+  const char* wbase = kFp8 ? reinterpret_cast<const char*>(p.w8 + static_cast<int64_t>(g) * p.w_stride)
+                           : reinterpret_cast<const char*>(p.w + static_cast<int64_t>(g) * p.w_stride);
+  const int scale_cols = (p.k + kFp8ScaleCols - 1) / kFp8ScaleCols;
 #pragma unroll
   for (int i = 0; i < kBChunks; ++i) {
-    const int r = (threadIdx.x + i * kThreads) >> 3;
+    const int r = (threadIdx.x + i * kThreads) / kBRowChunks;
     b_ok[i] = n0 + r < p.n;
-    b_src[i] = wg + static_cast<int64_t>(b_ok[i] ? n0 + r : 0) * p.k;
+    b_src[i] = wbase + (b_ok[i] ? n0 + r : 0) * row_bytes;
+    b_scale[i] = kFp8 ? p.w8_scale + static_cast<int64_t>(g) * p.w8_scale_stride +
+                            static_cast<int64_t>(b_ok[i] ? n0 + r : 0) * scale_cols
+                      : nullptr;
   }
+  uint4* const sbf = smem + STAGES * kStageChunks;  // fp8: the converted bf16 W tile
   auto load_stage = [&](int stage, int k0) {
-    uint4* sa = smem + stage * (BM + BN) * 8;
+    uint4* sa = smem + stage * kStageChunks;
     uint4* sb = sa + BM * 8;
 #pragma unroll
     for (int i = 0; i < kAChunks; ++i) {
@@ -78,9 +116,34 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     }
 #pragma unroll
     for (int i = 0; i < kBChunks; ++i) {
-      const int idx = threadIdx.x + i * kThreads, r = idx >> 3, c = idx & 7, kk = k0 + c * 8;
-      const bool ok = b_ok[i] && kk < p.k;
-      ptx::cp_async_16(sb + swz(r, c), ok ? b_src[i] + kk : p.w, ok ? 16 : 0);
+      const int idx = threadIdx.x + i * kThreads, r = idx / kBRowChunks, c = idx % kBRowChunks;
+      if constexpr (kFp8) {
+        const int kk = k0 + c * 16;  // k % 16 == 0: a chunk is all inside k or all past it
+        const bool ok = b_ok[i] && kk < p.k;
+        ptx::cp_async_16(sb + idx, ok ? b_src[i] + kk : wbase, ok ? 16 : 0);
+        if (c == 0)
+          ptx::cp_async_4(reinterpret_cast<float*>(sb + BN * kBRowChunks) + r,
+                          ok ? b_scale[i] + k0 / kFp8ScaleCols : p.w8_scale, ok ? 4 : 0);
+      } else {
+        const int kk = k0 + c * 8;
+        const bool ok = b_ok[i] && kk < p.k;
+        ptx::cp_async_16(sb + swz(r, c), ok ? b_src[i] + 2 * kk : wbase, ok ? 16 : 0);
+      }
+    }
+  };
+  // fp8: converts this thread's own chunks of `stage` (its cp.async writes, complete after its wait) into sbf;
+  // the row's scale was copied with the row's chunk 0, possibly by another thread (visible after the barrier).
+  auto convert_stage = [&](int stage, uint4* out) {
+    const uint4* sb = smem + stage * kStageChunks + BM * 8;
+    const float* scales = reinterpret_cast<const float*>(sb + BN * kBRowChunks);
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i) {
+      const int idx = threadIdx.x + i * kThreads, r = idx / kBRowChunks, c = idx % kBRowChunks;
+      const float scale = scales[r];
+      uint4 lo, hi;
+      fp8x16_to_bf16(sb[idx], scale, lo, hi);
+      out[swz(r, 2 * c)] = lo;
+      out[swz(r, 2 * c + 1)] = hi;
     }
   };
 
@@ -106,8 +169,15 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     const int nk = kt + STAGES - 1;
     if (nk < ktiles) load_stage(nk % STAGES, nk * kBK);
     ptx::cp_async_commit();
-    const uint4* sa = smem + (kt % STAGES) * (BM + BN) * 8;
+    const uint4* sa = smem + (kt % STAGES) * kStageChunks;
     const uint4* sb = sa + BM * 8;
+    if constexpr (kFp8) {
+      // Every warp finished reading sbf (stage kt-1) before the barrier above. (Converting one stage ahead into
+      // two alternating tiles, one barrier per stage, measured 4-5% slower on an H100.)
+      convert_stage(kt % STAGES, sbf);
+      __syncthreads();
+      sb = sbf;
+    }
 #pragma unroll
     for (int ks = 0; ks < kBK / 16; ++ks) {
       uint32_t af[MI][4], bf[NI][2];
@@ -179,10 +249,12 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     }
 }
 
-template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
-void launch(const GroupedGemmParams& p, cudaStream_t stream) {
-  auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES>;
-  constexpr int kSmem = STAGES * (BM + BN) * kBK * 2;
+// fp8 weights: two more stages in flight (a stage carries half the weight bytes), plus the bf16 W tile.
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES_BF16, bool kFp8>
+void launch_as(const GroupedGemmParams& p, cudaStream_t stream) {
+  constexpr int STAGES = kFp8 ? STAGES_BF16 + 2 : STAGES_BF16;
+  auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES, kFp8>;
+  constexpr int kSmem = (STAGES * (BM * 8 + (kFp8 ? BN * (kBK / 16) + BN / 4 : BN * 8)) + (kFp8 ? BN * 8 : 0)) * 16;
   // The shared-memory limit is raised once per device (bit d of `configured`).
   static std::atomic<uint64_t> configured{0};
   int dev = 0;
@@ -195,6 +267,14 @@ void launch(const GroupedGemmParams& p, cudaStream_t stream) {
   const dim3 grid((p.n + BN - 1) / BN, p.max_tiles);
   kernel<<<grid, WARPS_M * WARPS_N * 32, kSmem, stream>>>(p);
   AFD_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+void launch(const GroupedGemmParams& p, cudaStream_t stream) {
+  if (p.w8)
+    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, true>(p, stream);
+  else
+    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, false>(p, stream);
 }
 
 }  // namespace
@@ -235,6 +315,8 @@ void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
   AFD_CHECK(p.max_tiles > 0 && p.max_tiles <= 65535, "max_tiles ", p.max_tiles);
   AFD_CHECK(p.group_offset == nullptr || p.tile_offset != nullptr);
   AFD_CHECK(!p.silu_mul || p.n % 16 == 0, "the SiLU·mul epilogue needs n % 16 == 0, not ", p.n);
+  AFD_CHECK(!p.w8 || (p.k % 16 == 0 && p.w8_scale != nullptr), "fp8 weights need k % 16 == 0 (k ", p.k,
+            ") and scales");
   switch (p.tile) {
     case GemmTile::kM16: return launch<16, 128, 1, 4, 4>(p, stream);
     case GemmTile::kM16N64: return launch<16, 64, 1, 4, 4>(p, stream);

@@ -1,4 +1,4 @@
-// Grouped bf16 GEMM on tensor cores (mma.sync m16n8k16, fp32 accumulation, bf16 output):
+// Grouped bf16 GEMM on tensor cores (mma.sync m16n8k16, fp32 accumulation, bf16 output), bf16 or fp8 weights:
 //   for each group g: C[rows of g, 0:n) = A[rows of g, 0:k) · W[g]^T          (W[g] is [n, k] row-major)
 // or, with the fused gated-MLP epilogue (silu_mul), C[rows of g, 0:n/2) = bf16(bf16(silu(G)) * U), where G and U
 // are the bf16-rounded gate and up outputs (MODEL_SPEC.md 1) and W[g]'s rows are interleaved by
@@ -41,7 +41,17 @@ struct GroupedGemmParams {
   int n, k;                      // GEMM columns and reduction length; multiples of 8 (of 16 with silu_mul)
   GemmTile tile;
   bool silu_mul;                 // fused SiLU·mul epilogue: C is [m_total, n / 2]
+  // Weight-only fp8 (e4m3 with block scales along k, as DeepSeek-V3 checkpoints ship): with w8 set, w is unused
+  // and W[g][r][c] = bf16(fp32(w8[g][r][c]) * w8_scale[g][r][c / 128]), the value the loader's dequantisation
+  // stores, so the result equals the bf16 path on dequantised weights bit for bit while HBM streams half the
+  // bytes. Scales are per row (a checkpoint's 128-row blocks expanded, which also survives the gate/up interleave).
+  // Needs k % 16 == 0.
+  const uint8_t* w8;             // [groups, n, k] e4m3 bytes; group g starts at w8 + g * w_stride
+  const float* w8_scale;         // [groups, n, ceil(k / 128)]; group g starts at w8_scale + g * w8_scale_stride
+  int64_t w8_scale_stride;
 };
+
+constexpr int kFp8ScaleCols = 128;  // k columns per fp8 scale
 
 // Row r of the interleaved [2 * width, k] gate/up matrix: which row of cat(gate, up) it holds (width % 8 == 0).
 inline int interleaved_gate_up_source(int r, int width) {

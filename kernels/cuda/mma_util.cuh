@@ -1,4 +1,4 @@
-// PTX wrappers shared by the tensor-core kernels: cp.async (16 B, zero-fill), ldmatrix, mma.sync bf16.
+// PTX wrappers shared by the tensor-core kernels: cp.async (16 B / 4 B, zero-fill), ldmatrix, mma.sync bf16.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 // Copies 16 bytes global -> shared; with src_bytes = 0 nothing is read and the destination is zero-filled.
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+// Copies 4 bytes global -> shared (src 4-byte aligned); with src_bytes = 0 the destination is zero-filled.
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>

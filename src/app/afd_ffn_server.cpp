@@ -24,8 +24,10 @@ std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, cons
   const bool use_gpu = device == "gpu" || (device == "auto" && afd::app::gpu_ffn_available());
   AFD_REQUIRE(!use_gpu || afd::app::gpu_ffn_available(), "--ffn-device gpu: no GPU (or no CUDA in this build)");
   const unsigned parts = afd::kWeightsFfn | afd::kWeightsHead;  // this side never embeds or attends
-  auto w = src.synthetic ? afd::make_synthetic_weights(*src.synthetic, parts, false)
-                         : afd::load_weights<uint16_t>(src.dir, parts, false);
+  afd::LoadOptions lo;
+  lo.keep_fp8_experts = use_gpu;  // the GPU FFN streams fp8 experts as stored
+  auto w = src.synthetic ? afd::make_synthetic_weights(*src.synthetic, parts, false, lo)
+                         : afd::load_weights<uint16_t>(src.dir, parts, false, lo);
 #if AFD_HAVE_GPU_FFN
   if (use_gpu) return std::make_unique<afd::gpu::GpuFfn>(w, afd::app::gpu_ffn_options(ro));
 #else

@@ -26,14 +26,21 @@ void check_ffn_device(const RuntimeOptions& o) {
 }
 }  // namespace
 
-std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress) {
-  return model.synthetic ? make_synthetic_weights(*model.synthetic, kWeightsAll, show_progress)
-                         : load_weights<uint16_t>(model.dir, kWeightsAll, show_progress);
+LoadOptions load_options(const RuntimeOptions& o) {
+  LoadOptions l;
+  // A local GPU FFN streams fp8 experts as they are stored; the CPU FFN needs them dequantised.
+  l.keep_fp8_experts = o.ffn_remote.empty() && (o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available()));
+  return l;
+}
+
+std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress, const LoadOptions& opt) {
+  return model.synthetic ? make_synthetic_weights(*model.synthetic, kWeightsAll, show_progress, opt)
+                         : load_weights<uint16_t>(model.dir, kWeightsAll, show_progress, opt);
 }
 
 std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
   check_ffn_device(o);
-  if (o.ffn_remote.empty()) return make_engine(load_model(model, o.show_progress), o);
+  if (o.ffn_remote.empty()) return make_engine(load_model(model, o.show_progress, load_options(o)), o);
   // The FFN side runs in afd-ffn-server: this process needs only the embeddings and the attention weights.
   const unsigned parts = kWeightsEmbed | kWeightsAttn;
   return make_engine(model.synthetic ? make_synthetic_weights(*model.synthetic, parts, o.show_progress)

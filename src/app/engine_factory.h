@@ -63,6 +63,9 @@ std::unique_ptr<engine::Engine> make_engine(const Backends& b, const RuntimeOpti
 // The GPU FFN's options from the runtime's (GPUs, per-call tokens, expert-parallel transfer modes).
 gpu::GpuFfnOptions gpu_ffn_options(const RuntimeOptions& o);
 #endif
-std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress);
+// How the model's weights are loaded for `o`'s FFN side (fp8 experts kept for a local GPU FFN).
+LoadOptions load_options(const RuntimeOptions& o);
+std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool show_progress,
+                                              const LoadOptions& opt = {});
 
 }  // namespace afd::app

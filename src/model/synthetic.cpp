@@ -16,29 +16,54 @@ namespace afd {
 
 namespace {
 
-// Fills bf16 values uniform in [center - half_width, center + half_width), element i a pure function of (key, i),
-// using every core.
-void fill(std::vector<uint16_t>& v, size_t n, uint64_t key, float center, float half_width, Progress* bar) {
+// v[i] = value(i) for i < n on every core (value a pure function of i, so the result is reproducible).
+template <typename T, typename F>
+void parallel_fill(std::vector<T>& v, size_t n, F value) {
   v.resize(n);
   const unsigned threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      for (size_t i = t; i < n; i += threads) {
-        const double u = static_cast<double>(splitmix64(key ^ splitmix64(i)) >> 11) * 0x1.0p-53;  // [0, 1)
-        v[i] = f32_to_bf16(center + half_width * static_cast<float>(2 * u - 1));
-      }
+      for (size_t i = t; i < n; i += threads) v[i] = value(i);
     });
   for (auto& th : pool) th.join();
+}
+
+// bf16 values uniform in [center - half_width, center + half_width), element i a function of (key, i).
+void fill(std::vector<uint16_t>& v, size_t n, uint64_t key, float center, float half_width, Progress* bar) {
+  parallel_fill(v, n, [&](size_t i) {
+    const double u = static_cast<double>(splitmix64(key ^ splitmix64(i)) >> 11) * 0x1.0p-53;  // [0, 1)
+    return f32_to_bf16(center + half_width * static_cast<float>(2 * u - 1));
+  });
   if (bar) bar->add(n * 2);
+}
+
+// Random e4m3 codes (every code but the two NaNs), element i a function of (key, i).
+void fill_fp8(std::vector<uint8_t>& v, size_t n, uint64_t key, Progress* bar) {
+  parallel_fill(v, n, [&](size_t i) {
+    const auto b = static_cast<uint8_t>(splitmix64(key ^ splitmix64(i)) >> 56);
+    return static_cast<uint8_t>((b & 0x7f) == 0x7f ? b ^ 1 : b);
+  });
+  if (bar) bar->add(n);
 }
 
 class Gen {
  public:
   Gen(uint64_t seed, Progress* bar) : seed_(seed), bar_(bar) {}
+  // Kept fp8 (Linear::q8/s8) in block_rows x block_cols blocks, every block scaled so |W| <= sqrt(3/in).
+  Linear<uint16_t> fp8_linear(int out, int in, int block_rows, int block_cols) {
+    Linear<uint16_t> l{out, in, {}, {}, {}, {}};
+    fill_fp8(l.q8, static_cast<size_t>(out) * in, next(), bar_);
+    const size_t blocks = static_cast<size_t>((out + block_rows - 1) / block_rows) * ((in + block_cols - 1) / block_cols);
+    l.s8.assign(blocks, std::sqrt(3.0f / in) / 448.0f);
+    return l;
+  }
+  Mlp<uint16_t> fp8_mlp(int h, int width, int br, int bc) {
+    return {fp8_linear(width, h, br, bc), fp8_linear(width, h, br, bc), fp8_linear(h, width, br, bc)};
+  }
   // uniform with std 1/sqrt(in): half width sqrt(3/in)
   Linear<uint16_t> linear(int out, int in) {
-    Linear<uint16_t> l{out, in, {}, {}};
+    Linear<uint16_t> l{out, in, {}, {}, {}, {}};
     fill(l.w, static_cast<size_t>(out) * in, next(), 0.0f, std::sqrt(3.0f / in), bar_);
     return l;
   }
@@ -67,13 +92,17 @@ ModelConfig synthetic_config(const SyntheticSpec& s) {
   return parse_model_config(j, "preset " + s.preset);
 }
 
-std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s, unsigned parts, bool show_progress) {
+std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s, unsigned parts, bool show_progress,
+                                                           const LoadOptions& opt) {
   auto w = std::make_shared<Bf16Weights>();
   w->cfg = synthetic_config(s);
   w->dir = "synthetic:" + s.preset;
   w->parts = parts;
   const ModelConfig& c = w->cfg;
+  // The routed experts of an fp8 preset stay fp8 when asked, as a checkpoint's would (load_weights).
+  const bool fp8 = opt.keep_fp8_experts && c.fp8 && c.fp8_block_cols == 128;
   PlanInputs in;
+  in.fp8_experts = fp8;
   const MemoryPlan plan = plan_memory(c, in);
   int64_t need = 0;
   if (parts & kWeightsEmbed) need += plan.embed_bytes;
@@ -131,7 +160,9 @@ std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s
             f.router_bias.push_back(0.01f * static_cast<float>(step - 100) / 100.0f);
           }
         }
-        for (int e = 0; e < c.n_routed_experts; ++e) f.experts.push_back(g.mlp(h, c.moe_intermediate_size));
+        for (int e = 0; e < c.n_routed_experts; ++e)
+          f.experts.push_back(fp8 ? g.fp8_mlp(h, c.moe_intermediate_size, c.fp8_block_rows, c.fp8_block_cols)
+                                  : g.mlp(h, c.moe_intermediate_size));
         f.has_shared = c.n_shared_experts > 0;
         if (f.has_shared) f.shared = g.mlp(h, c.shared_intermediate());
       }

@@ -21,6 +21,8 @@ struct SyntheticSpec {
 ModelConfig synthetic_config(const SyntheticSpec& s);
 
 // Generates the parts asked for. Throws afd::Error, before allocating, when they would not fit in host memory.
-std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s, unsigned parts, bool show_progress);
+// opt.keep_fp8_experts: an fp8 preset's routed experts are generated as kept fp8 (random e4m3 + block scales).
+std::shared_ptr<const Bf16Weights> make_synthetic_weights(const SyntheticSpec& s, unsigned parts, bool show_progress,
+                                                           const LoadOptions& opt = {});
 
 }  // namespace afd

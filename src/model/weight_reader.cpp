@@ -72,18 +72,9 @@ void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, 
     case DType::F8_E4M3: {
       AFD_REQUIRE(cfg_.fp8, *t.file, ": tensor ", t.name, " is F8_E4M3 but ", cfg_.source,
                   " has no fp8 quantization_config");
-      const std::string sname = t.name + "_scale_inv";
-      const st::TensorInfo* s = ckpt_.find(sname);
-      AFD_REQUIRE(s != nullptr, *t.file, ": tensor ", t.name, " is F8_E4M3 but its block scales ", sname,
-                  " are missing");
+      const st::TensorInfo* s = &fp8_scales(t, slab, rows, cols);
       const int64_t br = cfg_.fp8_block_rows, bc = cfg_.fp8_block_cols;
       const int64_t srows = (rows + br - 1) / br, scols = (cols + bc - 1) / bc;
-      std::vector<int64_t> want = slab < 0 ? std::vector<int64_t>{srows, scols}
-                                           : std::vector<int64_t>{t.shape[0], srows, scols};
-      AFD_REQUIRE(s->shape == want, *s->file, ": tensor ", sname, " has shape ", st::shape_str(s->shape),
-                  " but ", st::shape_str(t.shape), " in ", br, "x", bc, " blocks needs ", st::shape_str(want));
-      AFD_REQUIRE(s->dtype == DType::F32 || s->dtype == DType::BF16, *s->file, ": tensor ", sname, " has dtype ",
-                  st::dtype_name(s->dtype), " (block scales must be F32 or BF16)");
       const int64_t sfirst = slab < 0 ? 0 : slab * srows * scols;
       auto scale = [&](int64_t i) {
         return s->dtype == DType::F32 ? reinterpret_cast<const float*>(s->data)[sfirst + i]
@@ -101,6 +92,42 @@ void WeightReader::convert(const st::TensorInfo& t, int64_t slab, int64_t rows, 
            ", which is not a weight dtype (BF16, F16, F32, F8_E4M3)");
   }
   if (progress_) progress_->add(static_cast<uint64_t>(n) * esz);
+}
+
+const st::TensorInfo& WeightReader::fp8_scales(const st::TensorInfo& t, int64_t slab, int64_t rows,
+                                               int64_t cols) const {
+  AFD_REQUIRE(cfg_.fp8, *t.file, ": tensor ", t.name, " is F8_E4M3 but ", cfg_.source,
+              " has no fp8 quantization_config");
+  const std::string sname = t.name + "_scale_inv";
+  const st::TensorInfo* s = ckpt_.find(sname);
+  AFD_REQUIRE(s != nullptr, *t.file, ": tensor ", t.name, " is F8_E4M3 but its block scales ", sname,
+              " are missing");
+  const int64_t br = cfg_.fp8_block_rows, bc = cfg_.fp8_block_cols;
+  const int64_t srows = (rows + br - 1) / br, scols = (cols + bc - 1) / bc;
+  const std::vector<int64_t> want = slab < 0 ? std::vector<int64_t>{srows, scols}
+                                             : std::vector<int64_t>{t.shape[0], srows, scols};
+  AFD_REQUIRE(s->shape == want, *s->file, ": tensor ", sname, " has shape ", st::shape_str(s->shape), " but ",
+              st::shape_str(t.shape), " in ", br, "x", bc, " blocks needs ", st::shape_str(want));
+  AFD_REQUIRE(s->dtype == DType::F32 || s->dtype == DType::BF16, *s->file, ": tensor ", sname, " has dtype ",
+              st::dtype_name(s->dtype), " (block scales must be F32 or BF16)");
+  return *s;
+}
+
+bool WeightReader::read_fp8(const std::string& name, int64_t rows, int64_t cols, std::vector<uint8_t>& q,
+                            std::vector<float>& scales) {
+  const st::TensorInfo& t = ckpt_.get(name);
+  if (t.dtype != DType::F8_E4M3) return false;
+  AFD_REQUIRE(t.shape == (std::vector<int64_t>{rows, cols}), *t.file, ": tensor ", name, " has shape ",
+              st::shape_str(t.shape), " but ", cfg_.source, " implies ", st::shape_str({rows, cols}));
+  const st::TensorInfo& s = fp8_scales(t, -1, rows, cols);
+  q.assign(t.data, t.data + rows * cols);
+  const int64_t ns = s.shape[0] * s.shape[1];
+  scales.resize(static_cast<size_t>(ns));
+  for (int64_t i = 0; i < ns; ++i)
+    scales[i] = s.dtype == DType::F32 ? reinterpret_cast<const float*>(s.data)[i]
+                                      : bf16_to_f32(reinterpret_cast<const uint16_t*>(s.data)[i]);
+  if (progress_) progress_->add(static_cast<uint64_t>(rows * cols + s.nbytes));
+  return true;
 }
 
 template std::vector<float> WeightReader::read<float>(const std::string&, const std::vector<int64_t>&);

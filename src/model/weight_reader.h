@@ -29,10 +29,16 @@ class WeightReader {
   // Slab `index` of a 3-D tensor of shape [count, rows, cols] (the fused expert layout), as [rows, cols].
   template <typename T>
   std::vector<T> read_slab(const std::string& name, int64_t index, int64_t count, int64_t rows, int64_t cols);
+  // An F8_E4M3 [rows, cols] tensor as stored: its bytes and its block scales (as fp32), checked as read() checks.
+  // False, reading nothing, when the tensor is not F8_E4M3.
+  bool read_fp8(const std::string& name, int64_t rows, int64_t cols, std::vector<uint8_t>& q,
+                std::vector<float>& scales);
 
  private:
   template <typename T>
   void convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, T* out);
+  // The `_scale_inv` sibling of fp8 tensor t (slab < 0: a 2-D tensor), its shape and dtype checked.
+  const st::TensorInfo& fp8_scales(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols) const;
   const st::Checkpoint& ckpt_;
   const ModelConfig& cfg_;
   Progress* progress_;

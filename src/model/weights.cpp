@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <type_traits>
 
 #include "model/safetensors.h"
 #include "model/weight_reader.h"
@@ -14,7 +15,9 @@ namespace {
 template <typename T>
 class Loader {
  public:
-  Loader(const st::Checkpoint& ck, const ModelConfig& cfg, Progress* p) : ck_(ck), cfg_(cfg), r_(ck, cfg, p) {}
+  Loader(const st::Checkpoint& ck, const ModelConfig& cfg, Progress* p, const LoadOptions& opt)
+      : ck_(ck), cfg_(cfg), r_(ck, cfg, p), keep_fp8_(opt.keep_fp8_experts && std::is_same_v<T, uint16_t> &&
+                                                      cfg.fp8 && cfg.fp8_block_cols == 128) {}
 
   std::vector<T> vec(const std::string& name, int64_t n) { return r_.template read<T>(name, {n}); }
   std::vector<T> mat(const std::string& name, int64_t rows, int64_t cols) {
@@ -36,6 +39,17 @@ class Loader {
             linear(p + "." + d, h, width, bias)};
   }
 
+  // A routed expert's matrix: kept as fp8 when asked and stored so (no bias), else as linear().
+  Linear<T> expert_linear(const std::string& prefix, int out, int in, bool bias) {
+    if (keep_fp8_ && !bias) {
+      Linear<T> l;
+      l.out = out;
+      l.in = in;
+      if (r_.read_fp8(prefix + ".weight", out, in, l.q8, l.s8)) return l;
+    }
+    return linear(prefix, out, in, bias);
+  }
+
   // Routed experts, per-expert tensors as published or the fused 3-D layout transformers 5 can write.
   std::vector<Mlp<T>> experts(const std::string& p, bool mixtral_names) {
     const int E = cfg_.n_routed_experts, I = cfg_.moe_intermediate_size, h = cfg_.hidden_size;
@@ -45,16 +59,20 @@ class Loader {
     std::vector<Mlp<T>> out(E);
     const std::string per_expert = p + ".experts.0." + g + ".weight";
     if (ck_.find(per_expert) || !ck_.find(p + ".experts.gate_up_proj")) {
-      for (int e = 0; e < E; ++e) out[e] = mlp(p + ".experts." + std::to_string(e), g, u, d, I, cfg_.mlp_bias);
+      for (int e = 0; e < E; ++e) {
+        const std::string x = p + ".experts." + std::to_string(e) + ".";
+        out[e] = {expert_linear(x + g, I, h, cfg_.mlp_bias), expert_linear(x + u, I, h, cfg_.mlp_bias),
+                  expert_linear(x + d, h, I, cfg_.mlp_bias)};
+      }
       return out;
     }
     const int64_t half = static_cast<int64_t>(I) * h;
     for (int e = 0; e < E; ++e) {
       std::vector<T> gu = r_.template read_slab<T>(p + ".experts.gate_up_proj", e, E, 2 * I, h);
       Mlp<T>& m = out[e];
-      m.gate = {I, h, std::vector<T>(gu.begin(), gu.begin() + half), {}};
-      m.up = {I, h, std::vector<T>(gu.begin() + half, gu.end()), {}};
-      m.down = {h, I, r_.template read_slab<T>(p + ".experts.down_proj", e, E, h, I), {}};
+      m.gate = {I, h, std::vector<T>(gu.begin(), gu.begin() + half), {}, {}, {}};
+      m.up = {I, h, std::vector<T>(gu.begin() + half, gu.end()), {}, {}, {}};
+      m.down = {h, I, r_.template read_slab<T>(p + ".experts.down_proj", e, E, h, I), {}, {}, {}};
     }
     return out;
   }
@@ -123,6 +141,7 @@ class Loader {
   const st::Checkpoint& ck_;
   const ModelConfig& cfg_;
   WeightReader r_;
+  bool keep_fp8_;  // fp8 routed experts stay fp8 (per-expert tensors; the fused 3-D layout is dequantised)
 };
 
 // Bytes the load will read: tensors of the requested parts, MTP layers (index >= num_layers) excluded.
@@ -152,7 +171,8 @@ uint64_t bytes_to_read(const st::Checkpoint& ck, const ModelConfig& cfg, unsigne
 }  // namespace
 
 template <typename T>
-std::shared_ptr<const Weights<T>> load_weights(const std::string& dir, unsigned parts, bool show_progress) {
+std::shared_ptr<const Weights<T>> load_weights(const std::string& dir, unsigned parts, bool show_progress,
+                                               const LoadOptions& opt) {
   namespace fs = std::filesystem;
   auto w = std::make_shared<Weights<T>>();
   w->dir = dir;
@@ -163,7 +183,7 @@ std::shared_ptr<const Weights<T>> load_weights(const std::string& dir, unsigned 
   std::unique_ptr<Progress> progress;
   if (show_progress)
     progress = std::make_unique<Progress>("loading " + fs::path(dir).filename().string(), bytes_to_read(ck, c, parts));
-  Loader<T> L(ck, c, progress.get());
+  Loader<T> L(ck, c, progress.get(), opt);
   const int h = c.hidden_size;
   if (parts & kWeightsEmbed) w->embed = L.mat("model.embed_tokens.weight", c.vocab_size, h);
   if (parts & kWeightsHead) {
@@ -181,7 +201,9 @@ std::shared_ptr<const Weights<T>> load_weights(const std::string& dir, unsigned 
   return w;
 }
 
-template std::shared_ptr<const Weights<float>> load_weights<float>(const std::string&, unsigned, bool);
-template std::shared_ptr<const Weights<uint16_t>> load_weights<uint16_t>(const std::string&, unsigned, bool);
+template std::shared_ptr<const Weights<float>> load_weights<float>(const std::string&, unsigned, bool,
+                                                                   const LoadOptions&);
+template std::shared_ptr<const Weights<uint16_t>> load_weights<uint16_t>(const std::string&, unsigned, bool,
+                                                                         const LoadOptions&);
 
 }  // namespace afd

@@ -19,6 +19,11 @@ struct Linear {
   int out = 0, in = 0;
   std::vector<T> w;  // [out, in] row-major: y = x W^T (+ b)
   std::vector<T> b;  // [out] or empty
+  // Kept fp8 (LoadOptions::keep_fp8_experts, routed experts only): then w is empty and
+  // W[i][j] = fp32(q8[i][j]) * s8[i / fp8_block_rows][j / fp8_block_cols] (e4m3 bytes, fp32 block scales).
+  std::vector<uint8_t> q8;  // [out, in]
+  std::vector<float> s8;    // [ceil(out / block_rows), ceil(in / block_cols)]
+  bool is_fp8() const { return !q8.empty(); }
 };
 
 template <typename T>
@@ -69,10 +74,26 @@ using RefMlp = Mlp<float>;
 using RefWeights = Weights<float>;
 using Bf16Weights = Weights<uint16_t>;
 
+struct LoadOptions {
+  // Routed experts stored as F8_E4M3 with 128-column block scales stay fp8 (Linear::q8/s8) instead of being
+  // dequantised: for the GPU FFN, which streams them as fp8 (half the bytes and memory). Other tensors, and fp8
+  // experts with other column blocks, are dequantised as always.
+  bool keep_fp8_experts = false;
+};
+
 // Loads the `parts` of `dir`. Errors name the file and tensor. Progress bar on a terminal when show_progress.
 template <typename T>
 std::shared_ptr<const Weights<T>> load_weights(const std::string& dir, unsigned parts = kWeightsAll,
-                                               bool show_progress = true);
+                                               bool show_progress = true, const LoadOptions& opt = {});
+
+// True when any routed expert of `w` is kept as fp8 (only a GPU FFN can run such weights).
+template <typename T>
+bool has_fp8_experts(const Weights<T>& w) {
+  for (const auto& f : w.ffn)
+    for (const auto& e : f.experts)
+      if (e.gate.is_fp8() || e.up.is_fp8() || e.down.is_fp8()) return true;
+  return false;
+}
 
 inline std::shared_ptr<const RefWeights> load_ref_weights(const std::string& dir, bool show_progress = true) {
   return load_weights<float>(dir, kWeightsAll, show_progress);

@@ -30,6 +30,8 @@ struct CpuFfn::LayerOps {
 CpuFfn::CpuFfn(std::shared_ptr<const Bf16Weights> w, cpu::LinearPrecision p) : w_(std::move(w)) {
   AFD_REQUIRE((w_->parts & kWeightsFfn) && (w_->parts & kWeightsHead),
               "the CPU FFN needs the FFN and head parts of the weights");
+  AFD_REQUIRE(!has_fp8_experts(*w_), "the CPU FFN needs dequantised experts; ", w_->dir,
+              " was loaded with its fp8 experts kept (LoadOptions::keep_fp8_experts is for the GPU FFN)");
   auto lin = [p](const Linear<uint16_t>& l) { return cpu::DnnlLinear(l.w, l.b, l.out, l.in, p); };
   auto mlp_ops = [&](const Mlp<uint16_t>& m) { return MlpOps{lin(m.gate), lin(m.up), lin(m.down)}; };
   for (const FfnLayer<uint16_t>& L : w_->ffn) {

@@ -34,6 +34,19 @@ struct FfnLayerDev {
   const float* router_bias = nullptr;   // [E] e_score_correction_bias or null
   const bf16* experts_gate_up = nullptr;// [E, 2 * expert_width, hidden], each expert's gate/up interleaved by 8
   const bf16* experts_down = nullptr;   // [E, hidden, expert_width]
+  // Weight-only fp8 experts (cuda::GroupedGemmParams::w8); when set, experts_gate_up / experts_down are unused.
+  const uint8_t* experts_gate_up8 = nullptr;   // [E, 2 * expert_width, hidden] e4m3, rows as experts_gate_up
+  const float* experts_gate_up_scale = nullptr;// [E, 2 * expert_width, ceil(hidden / 128)] per-row scales
+  const uint8_t* experts_down8 = nullptr;      // [E, hidden, expert_width] e4m3
+  const float* experts_down_scale = nullptr;   // [E, hidden, ceil(expert_width / 128)]
+  void use_fp8_experts(const uint8_t* gate_up, const float* gate_up_scale, const uint8_t* down, const float* down_scale) {
+    experts_gate_up = nullptr;
+    experts_down = nullptr;
+    experts_gate_up8 = gate_up;
+    experts_gate_up_scale = gate_up_scale;
+    experts_down8 = down;
+    experts_down_scale = down_scale;
+  }
   int expert_width = 0;
   // Expert parallelism: this GPU holds experts [expert_lo, expert_lo + expert_count) and experts_* hold only those
   // (local index e - expert_lo). One GPU: 0 and E.

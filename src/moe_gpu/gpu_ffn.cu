@@ -42,6 +42,42 @@ void put_gate_up(bf16* dst, const Linear<uint16_t>& gate, const Linear<uint16_t>
   put(dst, rows.data(), rows.size(), true);
 }
 
+// Kept-fp8 expert matrices (Linear::q8/s8): rows of e4m3 bytes with per-row scales (the block scales of each row's
+// 128-row block), the layout the grouped GEMM's fp8 path reads (cuda::GroupedGemmParams::w8).
+struct Fp8Rows {
+  std::vector<uint8_t> q;
+  std::vector<float> s;
+  int scale_cols = 0;
+};
+void append_fp8_row(const Linear<uint16_t>& l, int r, int block_rows, Fp8Rows& out) {
+  const int sc = (l.in + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols;
+  out.scale_cols = sc;
+  out.q.insert(out.q.end(), l.q8.begin() + static_cast<size_t>(r) * l.in, l.q8.begin() + static_cast<size_t>(r + 1) * l.in);
+  out.s.insert(out.s.end(), l.s8.begin() + static_cast<size_t>(r / block_rows) * sc,
+               l.s8.begin() + static_cast<size_t>(r / block_rows + 1) * sc);
+}
+void require_fp8(const Linear<uint16_t>& l, int layer, int expert) {
+  AFD_REQUIRE(l.is_fp8() && l.in % 16 == 0, "GpuFfn: layer ", layer, " expert ", expert,
+              " mixes fp8 and other matrices, or has an input width (", l.in, ") that is not a multiple of 16");
+}
+// An fp8 expert's gate/up, rows interleaved as put_gate_up does, and its down rows.
+void put_expert_fp8(const Mlp<uint16_t>& m, int layer, int expert, int block_rows, uint8_t* gu, float* gu_s,
+                    uint8_t* dn, float* dn_s, bool upload) {
+  for (const Linear<uint16_t>* l : {&m.gate, &m.up, &m.down}) require_fp8(*l, layer, expert);
+  if (!upload) return;
+  Fp8Rows a, b;
+  const int width = m.gate.out;
+  for (int r = 0; r < 2 * width; ++r) {
+    const int src = cuda::interleaved_gate_up_source(r, width);
+    append_fp8_row(src < width ? m.gate : m.up, src < width ? src : src - width, block_rows, a);
+  }
+  for (int r = 0; r < m.down.out; ++r) append_fp8_row(m.down, r, block_rows, b);
+  put(gu, a.q.data(), a.q.size(), true);
+  put(gu_s, a.s.data(), a.s.size(), true);
+  put(dn, b.q.data(), b.q.size(), true);
+  put(dn_s, b.s.data(), b.s.size(), true);
+}
+
 // Places an MLP as [2 * width, hidden] interleaved gate/up rows and [hidden, width] down.
 void place_mlp(const Mlp<uint16_t>& m, int layer, DeviceArena& a, bool upload, const bf16** gate_up,
                const bf16** down) {
@@ -91,8 +127,16 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload, int lo, int count, bool 
     // fixed stride.
     const int I = src.experts[0].gate.out;
     const size_t gu_elems = static_cast<size_t>(2) * I * h, d_elems = static_cast<size_t>(h) * I;
-    bf16* gu = a.take<bf16>(gu_elems * count);
-    bf16* dn = a.take<bf16>(d_elems * count);
+    // Kept-fp8 experts (all or none of a layer's) stay fp8 on the GPU: bytes plus per-row scales.
+    const bool f8 = src.experts[0].gate.is_fp8();
+    const size_t gu_sc = static_cast<size_t>(2) * I * ((h + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols);
+    const size_t d_sc = static_cast<size_t>(h) * ((I + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols);
+    bf16* gu = f8 ? nullptr : a.take<bf16>(gu_elems * count);
+    bf16* dn = f8 ? nullptr : a.take<bf16>(d_elems * count);
+    uint8_t* gu8 = f8 ? a.take<uint8_t>(gu_elems * count) : nullptr;
+    uint8_t* dn8 = f8 ? a.take<uint8_t>(d_elems * count) : nullptr;
+    float* gu8_s = f8 ? a.take<float>(gu_sc * count) : nullptr;
+    float* dn8_s = f8 ? a.take<float>(d_sc * count) : nullptr;
     for (int e = lo; e < lo + count; ++e) {
       const Mlp<uint16_t>& m = src.experts[e];
       AFD_REQUIRE(m.gate.out == I && m.up.out == I && m.down.in == I && m.gate.in == h && m.down.out == h,
@@ -100,11 +144,24 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload, int lo, int count, bool 
       require_no_bias(m.gate, l);
       require_no_bias(m.up, l);
       require_no_bias(m.down, l);
-      put_gate_up(gu ? gu + (e - lo) * gu_elems : nullptr, m.gate, m.up, l, upload);
-      put(dn ? dn + (e - lo) * d_elems : nullptr, m.down.w.data(), m.down.w.size(), upload);
+      const size_t i = e - lo;
+      if (f8) {
+        put_expert_fp8(m, l, e, c.fp8_block_rows, upload ? gu8 + i * gu_elems : nullptr,
+                       upload ? gu8_s + i * gu_sc : nullptr, upload ? dn8 + i * d_elems : nullptr,
+                       upload ? dn8_s + i * d_sc : nullptr, upload);
+        continue;
+      }
+      AFD_REQUIRE(!m.gate.is_fp8() && !m.up.is_fp8() && !m.down.is_fp8(), "GpuFfn: layer ", l, " expert ", e,
+                  " is fp8 but expert 0 is not");
+      put_gate_up(gu ? gu + i * gu_elems : nullptr, m.gate, m.up, l, upload);
+      put(dn ? dn + i * d_elems : nullptr, m.down.w.data(), m.down.w.size(), upload);
     }
-    L.experts_gate_up = gu;
-    L.experts_down = dn;
+    if (f8) {
+      L.use_fp8_experts(gu8, gu8_s, dn8, dn8_s);
+    } else {
+      L.experts_gate_up = gu;
+      L.experts_down = dn;
+    }
     L.expert_width = I;
     L.expert_lo = lo;
     L.expert_count = count;

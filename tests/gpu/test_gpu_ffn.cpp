@@ -156,3 +156,35 @@ TEST_CASE("GpuFfn rejects models that do not fit, naming the bytes needed and fr
   }
   CHECK_THROWS_WITH(gpu::GpuFfn(m.bf_w, 0, 4).ffn_half(0, nullptr, 5), Catch::Matchers::Contains("exceed"));
 }
+
+TEST_CASE("GpuFfn with kept fp8 experts equals GpuFfn on the dequantised experts, in half the expert memory",
+          "[gpu][ffn][fp8]") {
+  const std::string dir = test::fixture_model("dsv3_fp8_tiny");
+  const unsigned parts = kWeightsFfn | kWeightsHead;
+  LoadOptions keep;
+  keep.keep_fp8_experts = true;
+  const auto w8 = load_weights<uint16_t>(dir, parts, false, keep);
+  const auto w16 = load_weights<uint16_t>(dir, parts, false);
+  REQUIRE(has_fp8_experts(*w8));
+  const ModelConfig& c = w8->cfg;
+  gpu::GpuFfn g8(w8, 0, 128), g16(w16, 0, 128);
+  // Per MoE layer the experts shrink from 2 bytes to 1 byte + a per-row fp32 scale per 128 columns.
+  const int64_t I = c.moe_intermediate_size, h = c.hidden_size, E = c.n_routed_experts;
+  const int64_t bf16_bytes = E * 3 * I * h * 2;
+  const int64_t fp8_bytes = E * (3 * I * h + 4 * (2 * I * ((h + 127) / 128) + h * ((I + 127) / 128)));
+  int moe_layers = 0;
+  for (int l = 0; l < c.num_layers; ++l) moe_layers += c.is_moe_layer(l);
+  CHECK(g16.device_memory_bytes() - g8.device_memory_bytes() >= moe_layers * (bf16_bytes - fp8_bytes) - 4096);
+  for (int layer = 0; layer < c.num_layers; ++layer)
+    for (int n : {1, 17, 97}) {
+      INFO("layer " << layer << " n " << n);
+      std::vector<uint16_t> a = test::random_bf16(static_cast<size_t>(n) * h, 77 * layer + n), b = a;
+      g8.poison_workspace();
+      g16.poison_workspace();
+      g8.ffn_half(layer, a.data(), n);
+      g16.ffn_half(layer, b.data(), n);
+      int differ = 0;
+      for (size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+      CHECK(differ == 0);
+    }
+}

@@ -24,6 +24,9 @@ TEST_CASE("transport: afd-bench --quick --sweep clients=1,2 runs engines against
     CHECK(p["clients"].get<int>() == clients);
     CHECK(p["ffn"].get<std::string>().rfind("remote FFN at 127.0.0.1:", 0) == 0);
     CHECK(p["decode_tok_s"].get<double>() > 0);
+    // The bound covers every client's sequences, so the tokens/s of all of them stay below it.
+    CHECK(p["pct_of_bound"].get<double>() > 0);
+    CHECK(p["pct_of_bound"].get<double>() <= 100.0);
     // Every request went through the server: at least one per layer and micro-batch per decode step per client.
     const auto req = p["server_requests"].get<int64_t>(), calls = p["server_calls"].get<int64_t>();
     CHECK(req >= clients * (1 + 3) * 2);

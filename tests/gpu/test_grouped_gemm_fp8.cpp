@@ -1,0 +1,115 @@
+// The grouped GEMM with weight-only fp8 (e4m3 + per-row scales along k) against the same kernel on the weights
+// dequantised on the host by the loader's rule, bf16(fp32(q) * s): results must be equal bit for bit, for every
+// tile, with empty groups, a row gather, k a multiple of 16 but not of the 128-column scale block, n not a
+// multiple of the tile, the SiLU·mul epilogue, e4m3 subnormals, small and large scales,
+// and NaN-poisoned outputs that must be fully overwritten.
+#include <cuda_runtime.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cuda/grouped_gemm.cuh"
+#include "util/error.h"
+#include "util/numeric.h"
+
+using namespace afd;
+
+namespace {
+
+// A device copy of a host vector, freed on scope exit.
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  explicit Dev(const std::vector<T>& h) {
+    AFD_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(1, h.size()) * sizeof(T)));
+    if (!h.empty()) AFD_CUDA_CHECK(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~Dev() { cudaFree(p); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+};
+
+// Runs p (with c pointing at a NaN-poisoned [rows, cols] buffer) and returns C.
+std::vector<uint16_t> run(cuda::GroupedGemmParams p, int rows, int cols) {
+  std::vector<uint16_t> c(static_cast<size_t>(rows) * cols, 0x7fc0);  // bf16 NaN
+  Dev<uint16_t> dc(c);
+  p.c = reinterpret_cast<__nv_bfloat16*>(dc.p);
+  cuda::grouped_gemm_bf16_bf16(p, nullptr);
+  AFD_CUDA_CHECK(cudaDeviceSynchronize());
+  AFD_CUDA_CHECK(cudaMemcpy(c.data(), dc.p, c.size() * 2, cudaMemcpyDeviceToHost));
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised weights", "[gpu][gemm][fp8]") {
+  const std::vector<int> counts = {0, 1, 17, 0, 130, 5, 64, 0};
+  const int G = static_cast<int>(counts.size());
+  struct Shape {
+    int n, k;
+    bool silu;
+    float scale_lo, scale_hi;
+  };
+  for (const auto tile : cuda::kAllGemmTiles)
+    for (const Shape sh : {Shape{40, 208, false, 0.002f, 0.3f}, Shape{264, 144, false, 100.0f, 600.0f},
+                           Shape{272, 208, true, 0.002f, 0.3f}}) {
+      const int bm = cuda::gemm_tile_rows(tile), N = sh.n, K = sh.k, scols = (K + 127) / 128;
+      INFO("tile " << cuda::gemm_tile_name(tile) << " n " << N << " k " << K << " silu " << sh.silu);
+      std::vector<int> off(G + 1, 0), toff(G + 1, 0);
+      for (int g = 0; g < G; ++g) {
+        off[g + 1] = off[g] + counts[g];
+        toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
+      }
+      const int M = off[G], arows = M + 3;
+      std::mt19937 rng(static_cast<uint32_t>(N * K + bm));
+      std::uniform_real_distribution<float> mag(0.05f, 1.5f), sd(sh.scale_lo, sh.scale_hi);
+      std::vector<uint16_t> a(static_cast<size_t>(arows) * K);
+      for (auto& v : a) v = f32_to_bf16((rng() & 1) ? mag(rng) : -mag(rng));
+      std::vector<uint8_t> q(static_cast<size_t>(G) * N * K);
+      for (auto& v : q) {
+        do v = static_cast<uint8_t>(rng()); while ((v & 0x7f) == 0x7f || (v & 0x7f) == 0);  // no NaN, no zero
+      }
+      std::vector<float> scale(static_cast<size_t>(G) * N * scols);
+      for (auto& s : scale) s = sd(rng);
+      std::vector<uint16_t> w(q.size());  // the loader's dequantisation
+      for (size_t i = 0; i < q.size(); ++i) {
+        const size_t row = i / K, col = i % K;
+        w[i] = f32_to_bf16(fp8_e4m3_to_f32(q[i]) * scale[row * scols + col / 128]);
+      }
+      std::vector<int32_t> gather(M);
+      for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
+      Dev<uint16_t> da(a), dw(w);
+      Dev<uint8_t> dq(q);
+      Dev<float> ds(scale);
+      Dev<int32_t> dg(gather), doff(off), dtoff(toff);
+      cuda::GroupedGemmParams p{};
+      p.a = reinterpret_cast<const __nv_bfloat16*>(da.p);
+      p.a_rows = dg.p;
+      p.w = reinterpret_cast<const __nv_bfloat16*>(dw.p);
+      p.w_stride = static_cast<int64_t>(N) * K;
+      p.group_offset = doff.p;
+      p.tile_offset = dtoff.p;
+      p.groups = G;
+      p.max_tiles = (M + bm - 1) / bm + G;
+      p.n = N;
+      p.k = K;
+      p.tile = tile;
+      p.silu_mul = sh.silu;
+      const int cols = sh.silu ? N / 2 : N;
+      const std::vector<uint16_t> want = run(p, M, cols);
+      p.w = nullptr;
+      p.w8 = dq.p;
+      p.w8_scale = ds.p;
+      p.w8_scale_stride = static_cast<int64_t>(N) * scols;
+      const std::vector<uint16_t> got = run(p, M, cols);
+      int bad = 0, nan = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        bad += got[i] != want[i];
+        nan += (got[i] & 0x7fff) > 0x7f80;
+      }
+      CHECK(nan == 0);
+      CHECK(bad == 0);
+    }
+}
