@@ -8,7 +8,10 @@
 //      (target >= 0.5 with AMX)
 // Only the attention core is timed in 3 and 4 (paged KV read, scores, softmax, P.V, chunk merge), not the
 // projections, which are oneDNN matmuls measured by 2.
+// The GQA cache uses the paired row layout by default (KvRowLayout::kPairs: the kernels read K/V without repacking);
+// --kv-layout rows measures the plain-rows layout instead (K/V repacked per block by the AVX-512 / AMX kernels).
 // Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
+//                           [--kv-layout pairs|rows]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -41,6 +44,7 @@ struct Args {
   int iters = 5;
   int isa = -1;
   int mla = 1;  // 0: skip the MLA cases
+  bool gqa_pairs = true;  // --kv-layout pairs|rows (GQA; MLA is always rows)
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -129,15 +133,17 @@ struct CoreResult {
 
 // Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
 CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int batch, int ctx, int kv_heads,
-                       int heads_per_kv, int qk_dim, int v_dim, bool mla, int iters) {
+                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int iters) {
   attn::KvLayout lay;
   lay.layers = 1;
   lay.kv_heads = kv_heads;
   lay.k_dim = qk_dim;
   lay.v_dim = mla ? 0 : v_dim;
   lay.block_size = 64;
+  lay.row_layout = pairs ? attn::KvRowLayout::kPairs : attn::KvRowLayout::kRows;
   const int64_t blocks_per_seq = (ctx + lay.block_size - 1) / lay.block_size;
   attn::PagedKvCache cache(lay, blocks_per_seq * batch, batch);
+  // Random finite values in every element of the pool: any position in either layout holds a plausible value.
   fill_random(pool, cache.k_rows(0, 0, 0), cache.total_blocks() * lay.layer_block_elems(), 1);
   std::vector<int32_t> slots(batch), start(batch + 1), cached(batch, ctx - 1);
   for (int s = 0; s < batch; ++s) {
@@ -188,6 +194,14 @@ int main(int argc, char** argv) {
     else if (k == "--ctx") a.ctx = v;
     else if (k == "--iters") a.iters = v;
     else if (k == "--mla") a.mla = v;
+    else if (k == "--kv-layout") {
+      const std::string s = argv[i + 1];
+      if (s != "pairs" && s != "rows") {
+        std::fprintf(stderr, "--kv-layout takes pairs or rows, not %s\n", s.c_str());
+        return 2;
+      }
+      a.gqa_pairs = s == "pairs";
+    }
     else if (k == "--isa") {
       const std::string s = argv[i + 1];
       a.isa = s == "scalar" ? 0 : s == "avx2" ? 1 : s == "avx512" ? 2 : s == "amx" ? 3 : -1;
@@ -228,13 +242,13 @@ int main(int argc, char** argv) {
   }
   std::printf("ceiling  oneDNN matmul best: %.3f TFLOP/s (%s)\n", gemm, impl.c_str());
 
-  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.iters);
-  std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128)   %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
+  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.iters);
+  std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128, KV %s) %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
-              g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
+              a.gqa_pairs ? "pairs" : "rows", g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
   if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
-    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, std::max(1, a.iters / 2));
+    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
                 "  (KV %.2f GB/s)\n",
                 name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6);

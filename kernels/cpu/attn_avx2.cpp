@@ -1,5 +1,7 @@
 // AVX2 + FMA attention kernels (compiled with -mavx2 -mfma -mf16c; reached only when cpu_supports(kAvx2)).
-// bf16 -> f32 is a 16-bit left shift; tiles of 4 query rows share each loaded K/V vector.
+// bf16 -> f32 is a 16-bit left shift; tiles of 4 query rows share each loaded K/V vector. The pair-layout kernels
+// (qk_kpacked, pv_vpacked) split each loaded dword pair into its low (<< 16) and high (& 0xffff0000) bf16 as f32
+// and FMA them with the broadcast q / P value of that half: 8 outputs per instruction, no horizontal sums.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <limits>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/attn_prefetch.h"
 #include "util/numeric.h"
 
 namespace afd::cpu {
@@ -57,6 +60,30 @@ inline __m128i to_bf16x8(__m256 v) {
   const __m256i r = _mm256_srli_epi32(
       _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)))), 16);
   return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+
+// The low and high bf16 halves of 8 dword pairs as f32.
+inline void split_pairs(__m256i x, __m256& lo, __m256& hi) {
+  lo = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  hi = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+}
+
+// 8 dwords at x, lanes >= n (n may be <= 0 or >= 8) zero and never read.
+inline __m256i load_pairs(const uint16_t* x, int n) {
+  if (n >= 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_maskload_epi32(reinterpret_cast<const int*>(x), m);
+}
+
+// Adds the first n (<= 8) lanes of v to o[0 .. n).
+inline void add_lanes(float* o, __m256 v, int n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), v));
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, v);
+  for (int j = 0; j < n; ++j) o[j] += tmp[j];
 }
 
 // Lanes t0 .. t0+7 that are inside [lo, hi) (all-ones) or not (zero).
@@ -190,6 +217,87 @@ void pv_bf16_avx2(const PvParams& p) {
         _mm256_store_ps(tmp, acc[r]);
         float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + c;
         for (int j = 0; j < n; ++j) o[j] += tmp[j];
+      }
+    }
+  }
+}
+
+// 16 positions per pass: lanes t >= nt read the block's padding (kp_stride >= round_up(nt, 16)), are computed
+// from anything and never stored.
+void qk_kpacked_avx2(const QkPackedParams& p) {
+  alignas(32) float qf[kRowTile][kMaxRowWidth];
+  const int passes = (p.nt + 15) / 16;
+  const PrefetchSpread pf(p.prefetch, p.prefetch_bytes, 1);  // issued by the first row tile, a part per pass
+  for (int i0 = 0; i0 < p.nq; i0 += kRowTile) {
+    const int rows = p.nq - i0 < kRowTile ? p.nq - i0 : kRowTile;
+    for (int r = 0; r < kRowTile; ++r) {
+      const uint16_t* q = p.q + static_cast<int64_t>(i0 + (r < rows ? r : 0)) * p.q_stride;
+      for (int d = 0; d < p.d; ++d) qf[r][d] = bf16_to_f32(q[d]);
+    }
+    for (int t0 = 0; t0 < p.nt; t0 += 16) {
+      __m256 acc[kRowTile][2];
+      for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+      const PrefetchSpread part = i0 == 0 ? pf.part(t0 / 16, passes, p.d / 2) : PrefetchSpread{};
+      for (int j = 0; j < p.d / 2; ++j) {
+        part.step(j);
+        const uint16_t* k = p.kp + 2 * (static_cast<int64_t>(j) * p.kp_stride + t0);
+        __m256 lo0, hi0, lo1, hi1;
+        split_pairs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k)), lo0, hi0);
+        split_pairs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16)), lo1, hi1);
+        for (int r = 0; r < kRowTile; ++r) {
+          const __m256 qlo = _mm256_broadcast_ss(&qf[r][2 * j]), qhi = _mm256_broadcast_ss(&qf[r][2 * j + 1]);
+          acc[r][0] = _mm256_fmadd_ps(qhi, hi0, _mm256_fmadd_ps(qlo, lo0, acc[r][0]));
+          acc[r][1] = _mm256_fmadd_ps(qhi, hi1, _mm256_fmadd_ps(qlo, lo1, acc[r][1]));
+        }
+      }
+      const int n = p.nt - t0;
+      for (int r = 0; r < rows; ++r) {
+        float* s = p.s + static_cast<int64_t>(i0 + r) * p.s_stride + t0;
+        alignas(32) float tmp[16];
+        _mm256_store_ps(tmp, acc[r][0]);
+        _mm256_store_ps(tmp + 8, acc[r][1]);
+        std::memcpy(s, tmp, sizeof(float) * (n < 16 ? n : 16));
+      }
+    }
+  }
+}
+
+// 16 output columns per pass; columns >= dv are never loaded. With odd nt the last pair row contributes only its
+// low half (position nt - 1): its high half (position nt) is never multiplied.
+void pv_vpacked_avx2(const PvPackedParams& p) {
+  const int full = p.nt / 2, passes = (p.dv + 15) / 16;
+  const PrefetchSpread pf(p.prefetch, p.prefetch_bytes, 1);  // issued by the first row tile, a part per pass
+  for (int i0 = 0; i0 < p.nq; i0 += kRowTile) {
+    const int rows = p.nq - i0 < kRowTile ? p.nq - i0 : kRowTile;
+    const uint16_t* pr[kRowTile];
+    for (int r = 0; r < kRowTile; ++r) pr[r] = p.p + static_cast<int64_t>(i0 + (r < rows ? r : 0)) * p.p_stride;
+    for (int c = 0; c < p.dv; c += 16) {
+      const int n = p.dv - c;
+      __m256 acc[kRowTile][2];
+      for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+      const PrefetchSpread part = i0 == 0 ? pf.part(c / 16, passes, (p.nt + 1) / 2) : PrefetchSpread{};
+      auto step = [&](int j, bool only_low) {
+        part.step(j);
+        const uint16_t* v = p.vp + 2 * (static_cast<int64_t>(j) * p.vp_stride + c);
+        __m256 lo0, hi0, lo1, hi1;
+        split_pairs(load_pairs(v, n), lo0, hi0);
+        split_pairs(load_pairs(v + 16, n - 8), lo1, hi1);
+        for (int r = 0; r < kRowTile; ++r) {
+          const __m256 wlo = _mm256_set1_ps(bf16_to_f32(pr[r][2 * j]));
+          acc[r][0] = _mm256_fmadd_ps(wlo, lo0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(wlo, lo1, acc[r][1]);
+          if (only_low) continue;
+          const __m256 whi = _mm256_set1_ps(bf16_to_f32(pr[r][2 * j + 1]));
+          acc[r][0] = _mm256_fmadd_ps(whi, hi0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(whi, hi1, acc[r][1]);
+        }
+      };
+      for (int j = 0; j < full; ++j) step(j, false);
+      if (p.nt % 2) step(full, true);
+      for (int r = 0; r < rows; ++r) {
+        float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + c;
+        add_lanes(o, acc[r][0], n);
+        if (n > 8) add_lanes(o + 8, acc[r][1], n - 8);
       }
     }
   }

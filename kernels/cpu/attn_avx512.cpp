@@ -8,13 +8,19 @@
 //       broadcast: 16 output columns per instruction.
 // Packed buffers are per-thread and zero-padded, so padding lanes contribute exact zeros; rows of K/V past nt
 // and columns past d / dv are never loaded, and the odd last pair of q / P is broadcast with a zero high half.
+// qk_kpacked / pv_vpacked run the same loops straight over the pair layouts of the KV cache (no packing): score
+// lanes past nt there are computed from anything and never stored (masked stores); V loads are masked to the dv
+// columns, and the odd last V pair row has its high half (position nt, anything) zeroed before the product. Their
+// prefetch hint (the next block) is issued a few lines per step by the first row group (attn_prefetch.h).
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/attn_buffer.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/attn_pack.h"
+#include "cpu/attn_prefetch.h"
 
 namespace afd::cpu {
 
@@ -81,8 +87,9 @@ Scratch& scratch() {
 
 // Scores of R query rows against 32 (kTwo) or 16 packed key columns starting at tv. The row loops are fully
 // unrolled so the 2R accumulators stay in registers.
+// kp: pair row j at kp + j * stride (stride >= round_up(nt, 16) dwords, all of them readable).
 template <int R, bool kTwo>
-void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int t16, int tv) {
+void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int stride, int tv, const PrefetchSpread& pf = {}) {
   const int full = p.d / 2;  // pairs with both halves inside d
   __m512 acc[R][2];
 #pragma GCC unroll 8
@@ -91,7 +98,8 @@ void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int t16, int tv) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) q[r] = p.q + static_cast<int64_t>(i0 + r) * p.q_stride;
   auto step = [&](int j, bool only_low) {
-    const uint32_t* kr = kp + static_cast<int64_t>(j) * t16 + tv;
+    pf.step(j);
+    const uint32_t* kr = kp + static_cast<int64_t>(j) * stride + tv;
     const __m512bh k0 = as_bh(_mm512_loadu_si512(kr));
     const __m512bh k1 = kTwo ? as_bh(_mm512_loadu_si512(kr + 16)) : k0;
 #pragma GCC unroll 8
@@ -112,26 +120,36 @@ void qk_rows(const QkParams& p, int i0, const uint32_t* kp, int t16, int tv) {
   }
 }
 
-template <bool kTwo>
-void qk_cols(const QkParams& p, const uint32_t* kp, int t16, int tv) {
+// Calls f(std::integral_constant<int, R>{}, i0) for the query rows in groups of kRowGroup, then the R < kRowGroup
+// rows left (R a compile-time constant, so each group's accumulators stay in registers).
+template <typename F>
+void for_row_groups(int nq, F&& f) {
   int i0 = 0;
-  for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) qk_rows<kRowGroup, kTwo>(p, i0, kp, t16, tv);
-  switch (p.nq - i0) {
-    case 1: qk_rows<1, kTwo>(p, i0, kp, t16, tv); break;
-    case 2: qk_rows<2, kTwo>(p, i0, kp, t16, tv); break;
-    case 3: qk_rows<3, kTwo>(p, i0, kp, t16, tv); break;
-    case 4: qk_rows<4, kTwo>(p, i0, kp, t16, tv); break;
-    case 5: qk_rows<5, kTwo>(p, i0, kp, t16, tv); break;
-    case 6: qk_rows<6, kTwo>(p, i0, kp, t16, tv); break;
-    case 7: qk_rows<7, kTwo>(p, i0, kp, t16, tv); break;
+  for (; i0 + kRowGroup <= nq; i0 += kRowGroup) f(std::integral_constant<int, kRowGroup>{}, i0);
+  switch (nq - i0) {
+    case 1: f(std::integral_constant<int, 1>{}, i0); break;
+    case 2: f(std::integral_constant<int, 2>{}, i0); break;
+    case 3: f(std::integral_constant<int, 3>{}, i0); break;
+    case 4: f(std::integral_constant<int, 4>{}, i0); break;
+    case 5: f(std::integral_constant<int, 5>{}, i0); break;
+    case 6: f(std::integral_constant<int, 6>{}, i0); break;
+    case 7: f(std::integral_constant<int, 7>{}, i0); break;
     default: break;
   }
 }
 
-// O rows i0 .. i0+R-1, columns cv .. cv+31 (kTwo) or cv .. cv+15, += P . V from the packed vp.
+template <bool kTwo>
+void qk_cols(const QkParams& p, const uint32_t* kp, int stride, int tv, const PrefetchSpread& pf = {}) {
+  for_row_groups(p.nq, [&](auto r, int i0) { qk_rows<decltype(r)::value, kTwo>(p, i0, kp, stride, tv, i0 ? PrefetchSpread{} : pf); });
+}
+
+// O rows i0 .. i0+R-1, columns cv .. cv+31 (kTwo) or cv .. cv+15, += P . V from the pairs vp (pair row j at
+// vp + j * stride). Only columns < dv are loaded, and the high halves of the odd last pair row are zeroed.
 template <int R, bool kTwo>
-void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
+void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int stride, int cv, const PrefetchSpread& pf = {}) {
   const int full = p.nt / 2;
+  const __mmask16 m0 = mask16(p.dv - cv), m1 = mask16(p.dv - cv - 16);
+  const __m512i low_half = _mm512_set1_epi32(0xffff);
   __m512 acc[R][2];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -139,9 +157,14 @@ void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) pr[r] = p.p + static_cast<int64_t>(i0 + r) * p.p_stride;
   auto step = [&](int j, bool only_low) {
-    const uint32_t* vr = vp + static_cast<int64_t>(j) * c16 + cv;
-    const __m512bh v0 = as_bh(_mm512_loadu_si512(vr));
-    const __m512bh v1 = kTwo ? as_bh(_mm512_loadu_si512(vr + 16)) : v0;
+    pf.step(j);
+    const uint32_t* vr = vp + static_cast<int64_t>(j) * stride + cv;
+    __m512i x0 = _mm512_maskz_loadu_epi32(m0, vr), x1 = kTwo ? _mm512_maskz_loadu_epi32(m1, vr + 16) : x0;
+    if (only_low) {
+      x0 = _mm512_and_si512(x0, low_half);
+      x1 = _mm512_and_si512(x1, low_half);
+    }
+    const __m512bh v0 = as_bh(x0), v1 = as_bh(x1);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512bh pb = as_bh(pair_at(pr[r], j, only_low));
@@ -151,7 +174,6 @@ void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
   };
   for (int j = 0; j < full; ++j) step(j, false);
   if (p.nt % 2) step(full, true);
-  const __mmask16 m0 = mask16(p.dv - cv), m1 = mask16(p.dv - cv - 16);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* o = p.o + static_cast<int64_t>(i0 + r) * p.o_stride + cv;
@@ -161,19 +183,36 @@ void pv_rows(const PvParams& p, int i0, const uint32_t* vp, int c16, int cv) {
 }
 
 template <bool kTwo>
-void pv_cols(const PvParams& p, const uint32_t* vp, int c16, int cv) {
-  int i0 = 0;
-  for (; i0 + kRowGroup <= p.nq; i0 += kRowGroup) pv_rows<kRowGroup, kTwo>(p, i0, vp, c16, cv);
-  switch (p.nq - i0) {
-    case 1: pv_rows<1, kTwo>(p, i0, vp, c16, cv); break;
-    case 2: pv_rows<2, kTwo>(p, i0, vp, c16, cv); break;
-    case 3: pv_rows<3, kTwo>(p, i0, vp, c16, cv); break;
-    case 4: pv_rows<4, kTwo>(p, i0, vp, c16, cv); break;
-    case 5: pv_rows<5, kTwo>(p, i0, vp, c16, cv); break;
-    case 6: pv_rows<6, kTwo>(p, i0, vp, c16, cv); break;
-    case 7: pv_rows<7, kTwo>(p, i0, vp, c16, cv); break;
-    default: break;
+void pv_cols(const PvParams& p, const uint32_t* vp, int stride, int cv, const PrefetchSpread& pf = {}) {
+  for_row_groups(p.nq, [&](auto r, int i0) { pv_rows<decltype(r)::value, kTwo>(p, i0, vp, stride, cv, i0 ? PrefetchSpread{} : pf); });
+}
+
+// Calls f(std::bool_constant<two>{}, v) for v = 0, 32, ... below round_up(n, 16): 32 columns from v (two) or,
+// for the last 16 when that is all that is left, 16.
+template <typename F>
+void for_col_groups(int n, F&& f) {
+  const int n16 = round_up(n, 16);
+  for (int v = 0; v < n16; v += 32) {
+    if (v + 16 < n16)
+      f(std::true_type{}, v);
+    else
+      f(std::false_type{}, v);
   }
+}
+
+// Every score column (t < nt) / output column (c < dv) from pairs with the given row stride. pf: lines to prefetch,
+// issued by the first row group, the column passes taking consecutive parts of the range.
+void qk_all_cols(const QkParams& p, const uint32_t* kp, int stride, const PrefetchSpread& pf = {}) {
+  const int passes = (round_up(p.nt, 16) + 31) / 32, steps = (p.d + 1) / 2;
+  for_col_groups(p.nt, [&](auto two, int tv) {
+    qk_cols<decltype(two)::value>(p, kp, stride, tv, pf.part(tv / 32, passes, steps));
+  });
+}
+void pv_all_cols(const PvParams& p, const uint32_t* vp, int stride, const PrefetchSpread& pf = {}) {
+  const int passes = (round_up(p.dv, 16) + 31) / 32, steps = (p.nt + 1) / 2;
+  for_col_groups(p.dv, [&](auto two, int cv) {
+    pv_cols<decltype(two)::value>(p, vp, stride, cv, pf.part(cv / 32, passes, steps));
+  });
 }
 
 // Few query rows (9..16, e.g. one decoding token of a 16-head MLA model): the roles swap. Q is packed instead of K
@@ -276,12 +315,7 @@ void qk_bf16_avx512(const QkParams& p) {
   }
   uint32_t* kp = sc.kp.get(static_cast<size_t>(p16) * t16);
   pack_k_pairs(p.k, p.k_stride, p.nt, p.d, kp, t16);
-  for (int tv = 0; tv < t16; tv += 32) {
-    if (tv + 16 < t16)
-      qk_cols<true>(p, kp, t16, tv);
-    else
-      qk_cols<false>(p, kp, t16, tv);
-  }
+  qk_all_cols(p, kp, t16);
 }
 
 void pv_bf16_avx512(const PvParams& p) {
@@ -289,12 +323,19 @@ void pv_bf16_avx512(const PvParams& p) {
   const int tp = (p.nt + 1) / 2, c16 = round_up(p.dv, 16);
   uint32_t* vp = sc.vp.get(static_cast<size_t>(tp) * c16 + 16);
   pack_v_pairs(p.v, p.v_stride, p.nt, p.dv, vp, c16);
-  for (int cv = 0; cv < c16; cv += 32) {
-    if (cv + 16 < c16)
-      pv_cols<true>(p, vp, c16, cv);
-    else
-      pv_cols<false>(p, vp, c16, cv);
-  }
+  pv_all_cols(p, vp, c16);
+}
+
+// The row kernels' loops read q, s, nq, nt, d (resp. p, o, nq, nt, dv) from the params and K / V only through kp /
+// vp, so they run unchanged over the cache's pairs.
+void qk_kpacked_avx512(const QkPackedParams& p) {
+  const QkParams rp{p.q, nullptr, p.s, p.q_stride, 0, p.s_stride, p.nq, p.nt, p.d};
+  qk_all_cols(rp, reinterpret_cast<const uint32_t*>(p.kp), p.kp_stride, {p.prefetch, p.prefetch_bytes, 1});
+}
+
+void pv_vpacked_avx512(const PvPackedParams& p) {
+  const PvParams rp{p.p, nullptr, p.o, p.p_stride, 0, p.o_stride, p.nq, p.nt, p.dv};
+  pv_all_cols(rp, reinterpret_cast<const uint32_t*>(p.vp), p.vp_stride, {p.prefetch, p.prefetch_bytes, 1});
 }
 
 }  // namespace afd::cpu

@@ -6,6 +6,8 @@
 // Q, K, P, V are bf16 bits, S and O float32. Every product is exact in fp32 (bf16 x bf16) and accumulated in fp32,
 // so the ISAs differ from the scalar reference only by summation order. Kernels read exactly nt rows of K and V:
 // rows past nt may hold anything (NaN in the tests) and must not influence the result.
+// qk_kpacked / pv_vpacked are the same products over K / V already stored in the dword-pair layouts of the paged
+// cache (attn_cpu/kv_cache.h, KvRowLayout::kPairs), so a decode step reads the cache without repacking it.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,38 @@ struct PvParams {
   int dv = 0;                   // value width, >= 1
 };
 
+// K in pairs: the pair (K[t][2j], K[t][2j+1]) at kp[2 (j * kp_stride + t)] and kp[2 (j * kp_stride + t) + 1].
+// Loaded for j < d / 2 and t < round_up(nt, 16), so kp_stride >= round_up(nt, 16) and all of that must be readable;
+// what sits at t >= nt may be anything (NaN): those score lanes are computed but never stored.
+struct QkPackedParams {
+  const uint16_t* q = nullptr;   // [nq, d] bf16, row stride q_stride elements
+  const uint16_t* kp = nullptr;  // [d / 2][kp_stride] bf16 pairs
+  float* s = nullptr;            // [nq, nt] f32 out, row stride s_stride elements (overwritten)
+  int q_stride = 0, kp_stride = 0, s_stride = 0;  // kp_stride in pairs
+  int nq = 0;                    // query rows, >= 1
+  int nt = 0;                    // key positions, 1..kMaxBlockRows
+  int d = 0;                     // dot length, even, >= 2
+  // Optional hint: [prefetch, prefetch + prefetch_bytes) is read soon (the next block's K section); the AVX2,
+  // AVX-512 and AMX kernels prefetch it a few lines per loop step (attn_prefetch.h). Never dereferenced.
+  const void* prefetch = nullptr;
+  int64_t prefetch_bytes = 0;
+};
+
+// V in pairs: the pair (V[2tp][c], V[2tp+1][c]) at vp[2 (tp * vp_stride + c)] and vp[2 (tp * vp_stride + c) + 1].
+// Read only for tp < (nt + 1) / 2 and c < dv (vp_stride >= dv); with odd nt the high half of the last pair row
+// (position nt) is anything and is masked to zero before it is multiplied (0 * NaN would be NaN).
+struct PvPackedParams {
+  const uint16_t* p = nullptr;   // [nq, nt] bf16 probabilities, row stride p_stride elements
+  const uint16_t* vp = nullptr;  // [(nt + 1) / 2][vp_stride] bf16 pairs
+  float* o = nullptr;            // [nq, dv] f32 accumulators, row stride o_stride elements (added to)
+  int p_stride = 0, vp_stride = 0, o_stride = 0;  // vp_stride in pairs
+  int nq = 0;                    // query rows, >= 1
+  int nt = 0;                    // value positions, 1..kMaxBlockRows
+  int dv = 0;                    // value width, >= 1
+  const void* prefetch = nullptr;  // optional hint, as in QkPackedParams (the next block's V section)
+  int64_t prefetch_bytes = 0;
+};
+
 struct SoftmaxParams {
   float* s = nullptr;           // [nq, nt] raw scores (clobbered), row stride s_stride elements
   uint16_t* p = nullptr;        // [nq, nt] bf16 out: e^(s * scale - m_new), 0 where t is not visible
@@ -57,6 +91,8 @@ struct AttnKernels {
   void (*qk)(const QkParams&) = nullptr;
   void (*pv)(const PvParams&) = nullptr;
   void (*softmax)(const SoftmaxParams&) = nullptr;
+  void (*qk_kpacked)(const QkPackedParams&) = nullptr;
+  void (*pv_vpacked)(const PvPackedParams&) = nullptr;
 };
 
 // The kernels of `isa`, or nullptr when this CPU cannot run them (cpu_supports(isa) is false).
@@ -73,5 +109,13 @@ void qk_bf16_avx512(const QkParams& p);
 void pv_bf16_avx512(const PvParams& p);
 void qk_bf16_amx(const QkParams& p);
 void pv_bf16_amx(const PvParams& p);
+void qk_kpacked_scalar(const QkPackedParams& p);
+void pv_vpacked_scalar(const PvPackedParams& p);
+void qk_kpacked_avx2(const QkPackedParams& p);
+void pv_vpacked_avx2(const PvPackedParams& p);
+void qk_kpacked_avx512(const QkPackedParams& p);
+void pv_vpacked_avx512(const PvPackedParams& p);
+void qk_kpacked_amx(const QkPackedParams& p);
+void pv_vpacked_amx(const PvPackedParams& p);
 
 }  // namespace afd::cpu

@@ -8,28 +8,56 @@
 
 namespace afd::cpu {
 
-void qk_bf16_scalar(const QkParams& p) {
-  for (int i = 0; i < p.nq; ++i) {
-    const uint16_t* q = p.q + static_cast<int64_t>(i) * p.q_stride;
-    for (int t = 0; t < p.nt; ++t) {
-      const uint16_t* k = p.k + static_cast<int64_t>(t) * p.k_stride;
+namespace {
+
+// S[i][t] = sum_d Q[i][d] * K(t, d) and O[i][c] += sum_t P[i][t] * V(t, c), in that order, for K / V given as
+// element accessors (the row and pair layouts differ only there).
+template <typename KAt>
+void qk_ref(const uint16_t* q0, int q_stride, float* s0, int s_stride, int nq, int nt, int dim, KAt k_at) {
+  for (int i = 0; i < nq; ++i) {
+    const uint16_t* q = q0 + static_cast<int64_t>(i) * q_stride;
+    for (int t = 0; t < nt; ++t) {
       float s = 0.0f;
-      for (int d = 0; d < p.d; ++d) s += bf16_to_f32(q[d]) * bf16_to_f32(k[d]);
-      p.s[static_cast<int64_t>(i) * p.s_stride + t] = s;
+      for (int d = 0; d < dim; ++d) s += bf16_to_f32(q[d]) * bf16_to_f32(k_at(t, d));
+      s0[static_cast<int64_t>(i) * s_stride + t] = s;
     }
   }
 }
 
-void pv_bf16_scalar(const PvParams& p) {
-  for (int i = 0; i < p.nq; ++i) {
-    float* o = p.o + static_cast<int64_t>(i) * p.o_stride;
-    const uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    for (int t = 0; t < p.nt; ++t) {
+template <typename VAt>
+void pv_ref(const uint16_t* p0, int p_stride, float* o0, int o_stride, int nq, int nt, int dv, VAt v_at) {
+  for (int i = 0; i < nq; ++i) {
+    float* o = o0 + static_cast<int64_t>(i) * o_stride;
+    const uint16_t* pr = p0 + static_cast<int64_t>(i) * p_stride;
+    for (int t = 0; t < nt; ++t) {
       const float w = bf16_to_f32(pr[t]);
-      const uint16_t* v = p.v + static_cast<int64_t>(t) * p.v_stride;
-      for (int c = 0; c < p.dv; ++c) o[c] += w * bf16_to_f32(v[c]);
+      for (int c = 0; c < dv; ++c) o[c] += w * bf16_to_f32(v_at(t, c));
     }
   }
+}
+
+}  // namespace
+
+void qk_bf16_scalar(const QkParams& p) {
+  qk_ref(p.q, p.q_stride, p.s, p.s_stride, p.nq, p.nt, p.d,
+         [&](int t, int d) { return p.k[static_cast<int64_t>(t) * p.k_stride + d]; });
+}
+
+void pv_bf16_scalar(const PvParams& p) {
+  pv_ref(p.p, p.p_stride, p.o, p.o_stride, p.nq, p.nt, p.dv,
+         [&](int t, int c) { return p.v[static_cast<int64_t>(t) * p.v_stride + c]; });
+}
+
+// Pair layouts as written in attn_kernels.h: K[t][c] = kp[2 ((c / 2) * kp_stride + t) + c % 2],
+// V[t][c] = vp[2 ((t / 2) * vp_stride + c) + t % 2].
+void qk_kpacked_scalar(const QkPackedParams& p) {
+  qk_ref(p.q, p.q_stride, p.s, p.s_stride, p.nq, p.nt, p.d,
+         [&](int t, int d) { return p.kp[2 * (static_cast<int64_t>(d / 2) * p.kp_stride + t) + d % 2]; });
+}
+
+void pv_vpacked_scalar(const PvPackedParams& p) {
+  pv_ref(p.p, p.p_stride, p.o, p.o_stride, p.nq, p.nt, p.dv,
+         [&](int t, int c) { return p.vp[2 * (static_cast<int64_t>(t / 2) * p.vp_stride + c) + t % 2]; });
 }
 
 void softmax_f32_scalar(const SoftmaxParams& p) {

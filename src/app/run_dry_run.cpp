@@ -15,7 +15,7 @@ int run_dry_run(const RunOptions& o) {
                                       : load_model_config((std::filesystem::path(o.model) / "config.json").string());
   PlanInputs in;
   in.gpus = o.runtime.gpus;
-  in.fp8_experts = cfg.fp8;
+  in.fp8_experts = cfg.fp8 && o.runtime.ffn_device != "cpu";  // a GPU FFN keeps fp8 experts; the CPU FFN cannot
   in.kv_pool_bytes = o.runtime.kv_pool_mb << 20;
   in.batch = o.runtime.max_batch;
   in.context = o.plan_context;

@@ -80,6 +80,10 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
     lay.kv_heads = c.num_kv_heads;
     lay.k_dim = lay.v_dim = c.head_dim;
   }
+  AFD_REQUIRE(opt.kv_pairs != 1 || lay.pairs_possible(), "the paired KV layout (kv_pairs = 1) needs separate V rows, "
+              "an even head dim and a KV block size that is a multiple of 16 (", c.source, ": ",
+              c.is_mla() ? "MLA" : "GQA", ", block size ", lay.block_size, ")");
+  if (opt.kv_pairs == 1 || (opt.kv_pairs == -1 && lay.pairs_possible())) lay.row_layout = KvRowLayout::kPairs;
   AFD_REQUIRE(lay.k_dim <= cpu::kMaxRowWidth, "attention rows of ", lay.k_dim, " values are wider than the CPU kernels' ",
               cpu::kMaxRowWidth);
 
@@ -196,13 +200,16 @@ void CpuAttention::project_gqa(const Layer& L, int layer, const AttnBatch& b, co
       if (c.qk_norm) rmsnorm_bf16(q, L.q_norm.data(), hd, c.rms_norm_eps, q);
       rope_apply_bf16(c.rope_layout, ang, q, hd);
     }
+    // KV append: each head's K and V row is formed here, then written in the cache's row layout.
     const int32_t block = cache_->block_table(b.seq_slot[s])[pos / bs];
+    uint16_t k[cpu::kMaxRowWidth], v[cpu::kMaxRowWidth];
     for (int kv = 0; kv < KV; ++kv) {
-      uint16_t* k = cache_->k_rows(block, layer, kv) + static_cast<size_t>(pos % bs) * hd;
       to_bf16(row + (H + kv) * hd, hd, k);
       if (c.qk_norm) rmsnorm_bf16(k, L.k_norm.data(), hd, c.rms_norm_eps, k);
       rope_apply_bf16(c.rope_layout, ang, k, hd);
-      to_bf16(row + (H + KV + kv) * hd, hd, cache_->v_rows(block, layer, kv) + static_cast<size_t>(pos % bs) * hd);
+      to_bf16(row + (H + KV + kv) * hd, hd, v);
+      cache_->store_k(block, layer, kv, pos % bs, k);
+      cache_->store_v(block, layer, kv, pos % bs, v);
     }
   });
 }
@@ -236,7 +243,7 @@ void CpuAttention::project_mla(const Layer& L, int layer, const AttnBatch& b, co
     // Cache row: [kv_a_layernorm(latent) | rope(k_pe)], both bf16.
     const float* ckv = f1_.data() + static_cast<size_t>(t) * n1 + nq;
     const int32_t block = cache_->block_table(b.seq_slot[s])[pos / bs];
-    uint16_t* row = cache_->k_rows(block, layer, 0) + static_cast<size_t>(pos % bs) * row_w;
+    uint16_t* row = cache_->k_row(block, layer, 0, pos % bs);  // MLA caches are kRows: written in place
     to_bf16(ckv, row_w, row);
     rmsnorm_bf16(row, L.kv_a_norm.data(), lora, kLatentEps, row);
     rope_apply_bf16(c.rope_layout, ang, row + lora, rd);

@@ -32,6 +32,8 @@ struct CpuAttnOptions {
   int min_chunk = 256;           // shortest KV range that gets a work item of its own (flash-decoding split)
   int isa = -1;                  // attention kernel ISA (a cpu::Isa value) or -1 for cpu::best_isa()
   int onednn_bf16 = -1;          // 1: bf16 weights in oneDNN, 0: f32 weights, -1: bf16 iff oneDNN has bf16 matmul
+  int kv_pairs = -1;             // GQA KV cache rows: 1 = KvRowLayout::kPairs (read by the kernels without
+                                 // repacking), 0 = kRows, -1 = kPairs where the shape allows it (MLA: always kRows)
 };
 
 class CpuAttention : public AttnBackend {

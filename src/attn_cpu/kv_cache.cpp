@@ -1,6 +1,7 @@
 #include "attn_cpu/kv_cache.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -12,6 +13,9 @@ PagedKvCache::PagedKvCache(const KvLayout& layout, int64_t pool_blocks, int max_
     : layout_(layout), total_blocks_(pool_blocks) {
   AFD_REQUIRE(layout.block_size > 0 && layout.layers > 0 && layout.kv_heads > 0 && layout.k_dim > 0,
               "the KV cache layout needs positive block size, layers, heads and row width");
+  AFD_REQUIRE(layout.row_layout == KvRowLayout::kRows || layout.pairs_possible(),
+              "the paired KV layout needs separate V rows, an even K width and a block size that is a multiple of 16 "
+              "(got k_dim ", layout.k_dim, ", v_dim ", layout.v_dim, ", block size ", layout.block_size, ")");
   AFD_REQUIRE(pool_blocks > 0 && pool_blocks < (int64_t{1} << 31), "the KV cache pool needs between 1 and 2^31 blocks (got ",
               pool_blocks, ")");
   AFD_REQUIRE(max_seqs > 0, "the KV cache needs at least one sequence slot");
@@ -63,6 +67,56 @@ void PagedKvCache::close(int slot) {
 int64_t PagedKvCache::capacity(int slot) const {
   AFD_REQUIRE(slot >= 0 && slot < max_seqs() && slots_[slot].open, "KV cache slot ", slot, " is not open");
   return static_cast<int64_t>(slots_[slot].blocks.size()) * layout_.block_size;
+}
+
+uint16_t* PagedKvCache::k_row(int32_t block, int layer, int kv_head, int pos) const {
+  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows);
+  return k_rows(block, layer, kv_head) + static_cast<int64_t>(pos) * layout_.k_dim;
+}
+
+uint16_t* PagedKvCache::v_row(int32_t block, int layer, int kv_head, int pos) const {
+  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows);
+  return v_rows(block, layer, kv_head) + static_cast<int64_t>(pos) * layout_.v_dim;
+}
+
+// kPairs: K[t][c] sits at kp element 2 ((c / 2) * block_size + t) + c % 2, V[t][c] at vp element
+// 2 ((t / 2) * v_dim + c) + t % 2 (see the top of kv_cache.h).
+void PagedKvCache::store_k(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
+  if (layout_.row_layout == KvRowLayout::kRows) {
+    std::memcpy(k_row(block, layer, kv_head, pos), row, sizeof(uint16_t) * layout_.k_dim);
+    return;
+  }
+  uint16_t* k = k_rows(block, layer, kv_head);
+  for (int j = 0; j < layout_.k_dim / 2; ++j)
+    std::memcpy(k + 2 * (static_cast<int64_t>(j) * layout_.block_size + pos), row + 2 * j, 2 * sizeof(uint16_t));
+}
+
+void PagedKvCache::store_v(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
+  if (layout_.row_layout == KvRowLayout::kRows) {
+    std::memcpy(v_row(block, layer, kv_head, pos), row, sizeof(uint16_t) * layout_.v_dim);
+    return;
+  }
+  uint16_t* vp = v_rows(block, layer, kv_head) + 2 * static_cast<int64_t>(pos / 2) * layout_.v_dim + pos % 2;
+  for (int c = 0; c < layout_.v_dim; ++c) vp[2 * c] = row[c];
+}
+
+void PagedKvCache::load_k(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
+  if (layout_.row_layout == KvRowLayout::kRows) {
+    std::memcpy(row, k_row(block, layer, kv_head, pos), sizeof(uint16_t) * layout_.k_dim);
+    return;
+  }
+  const uint16_t* k = k_rows(block, layer, kv_head);
+  for (int j = 0; j < layout_.k_dim / 2; ++j)
+    std::memcpy(row + 2 * j, k + 2 * (static_cast<int64_t>(j) * layout_.block_size + pos), 2 * sizeof(uint16_t));
+}
+
+void PagedKvCache::load_v(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
+  if (layout_.row_layout == KvRowLayout::kRows) {
+    std::memcpy(row, v_row(block, layer, kv_head, pos), sizeof(uint16_t) * layout_.v_dim);
+    return;
+  }
+  const uint16_t* vp = v_rows(block, layer, kv_head) + 2 * static_cast<int64_t>(pos / 2) * layout_.v_dim + pos % 2;
+  for (int c = 0; c < layout_.v_dim; ++c) row[c] = vp[2 * c];
 }
 
 void PagedKvCache::fill(uint16_t bits) {

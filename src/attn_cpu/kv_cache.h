@@ -1,15 +1,24 @@
 // The paged KV cache in host memory: one pool of fixed-size blocks allocated at construction, a block table per
 // sequence slot, allocation on reserve() and release on close().
 //
-// Layout of one block (block b holds positions [j*block_size, (j+1)*block_size) of the sequence whose table
+// Sections of one block (block b holds positions [j*block_size, (j+1)*block_size) of the sequence whose table
 // has b at index j), for every layer l, at element offset (b * layers + l) * layer_block_elems():
-//   [kv_heads][ K: [block_size][k_dim] | V: [block_size][v_dim] ]
-// so everything one (layer, kv head) reads in a block is one contiguous run (K rows then V rows), which is what
-// a decode stream over the cache wants.
-// GQA: k_dim = v_dim = head_dim. MLA (absorbed, MODEL_SPEC 2.4): kv_heads = 1, k_dim = kv_lora + rope (the
-// normalised latent followed by the rotated k_pe), v_dim = 0: the values are the first kv_lora columns of K.
-// Storage is bf16 (KvDtype::kBf16). A quantised dtype would add per-(block, layer, head) scales after the V
-// section of each layer block; the addressing helpers below are the only place that knows the layout.
+//   [kv_heads][ K section: block_size * k_dim bf16 | V section: block_size * v_dim bf16 ]
+// so everything one (layer, kv head) reads in a block is one contiguous run (K then V), which is what a decode
+// stream over the cache wants. Inside the sections the rows are stored in one of two layouts (KvRowLayout):
+//   kRows:  K[t][c] at k_rows()[t * k_dim + c], V[t][c] at v_rows()[t * v_dim + c]: plain rows.
+//   kPairs: the dword-pair layouts the vdpbf16ps / AMX kernels read directly (cpu::QkPackedParams, PvPackedParams):
+//           K section = kp[j][t], j < k_dim / 2, t < block_size (row stride block_size pairs), the pair
+//             (K[t][2j], K[t][2j + 1]) at elements 2 (j * block_size + t) and 2 (j * block_size + t) + 1;
+//           V section = vp[tp][c], tp < block_size / 2, c < v_dim (row stride v_dim pairs), the pair
+//             (V[2tp][c], V[2tp + 1][c]) at elements 2 (tp * v_dim + c) and 2 (tp * v_dim + c) + 1.
+//           Invariants: v_dim > 0, k_dim even, block_size a multiple of 16 (a 16-lane load of kp at a multiple of
+//           16 below round_up(nt, 16) never leaves the block). Positions never written hold whatever was there.
+// GQA: k_dim = v_dim = head_dim, either layout. MLA (absorbed, MODEL_SPEC 2.4): kv_heads = 1, k_dim = kv_lora +
+// rope (the normalised latent followed by the rotated k_pe), v_dim = 0: the values are the first kv_lora columns of
+// the K rows, so MLA is always kRows. Storage is bf16 (KvDtype::kBf16). A quantised dtype would add per-(block,
+// layer, head) scales after the V section of each layer block. The helpers below are the only place that knows
+// where a position's values live: write through store_k / store_v (any layout), read rows with load_k / load_v.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +30,7 @@
 namespace afd::attn {
 
 enum class KvDtype { kBf16 };
+enum class KvRowLayout { kRows, kPairs };  // see the top of this file
 
 struct KvLayout {
   int layers = 0;      // model layers sharing the block
@@ -29,7 +39,10 @@ struct KvLayout {
   int v_dim = 0;       // V row width (0 for MLA: V aliases the latent part of K)
   int block_size = 0;  // positions per block
   KvDtype dtype = KvDtype::kBf16;
+  KvRowLayout row_layout = KvRowLayout::kRows;
 
+  // Whether kPairs can hold this shape (separate V, even k_dim, block_size a multiple of 16).
+  bool pairs_possible() const { return v_dim > 0 && k_dim % 2 == 0 && block_size % 16 == 0; }
   int64_t layer_block_elems() const { return static_cast<int64_t>(kv_heads) * block_size * (k_dim + v_dim); }
   int64_t block_bytes() const { return layer_block_elems() * layers * static_cast<int64_t>(sizeof(uint16_t)); }
 };
@@ -54,6 +67,7 @@ class PagedKvCache : public KvManager {
   // The block table of `slot`: capacity(slot) / block_size() block ids.
   const int32_t* block_table(int slot) const { return slots_[slot].blocks.data(); }
 
+  // Section bases of one (block, layer, kv head): K then V, laid out as `layout().row_layout` says.
   uint16_t* k_rows(int32_t block, int layer, int kv_head) const {
     return pool_.get() + (static_cast<int64_t>(block) * layout_.layers + layer) * layout_.layer_block_elems() +
            static_cast<int64_t>(kv_head) * layout_.block_size * (layout_.k_dim + layout_.v_dim);
@@ -61,6 +75,18 @@ class PagedKvCache : public KvManager {
   uint16_t* v_rows(int32_t block, int layer, int kv_head) const {
     return k_rows(block, layer, kv_head) + static_cast<int64_t>(layout_.block_size) * layout_.k_dim;
   }
+
+  // kRows only: the K / V row of position `pos` (0 <= pos < block_size) in a block (rows of a block are
+  // consecutive: row stride k_dim / v_dim).
+  uint16_t* k_row(int32_t block, int layer, int kv_head, int pos) const;
+  uint16_t* v_row(int32_t block, int layer, int kv_head, int pos) const;
+
+  // One position's K row (k_dim values) / V row (v_dim values) into / out of a block, in either layout;
+  // 0 <= pos < block_size. A store writes exactly that position's values.
+  void store_k(int32_t block, int layer, int kv_head, int pos, const uint16_t* row);
+  void store_v(int32_t block, int layer, int kv_head, int pos, const uint16_t* row);
+  void load_k(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const;
+  void load_v(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const;
 
   // Sets every element of the pool to `bits` (tests fill it with NaN so reads of unwritten rows show up).
   void fill(uint16_t bits);

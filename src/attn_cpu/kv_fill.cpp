@@ -59,22 +59,25 @@ void fill_kv_synthetic(PagedKvCache& cache, ThreadPool& pool, int slot, int len,
   const int bs = lay.block_size;
   const int blocks = (len + bs - 1) / bs;
   const int32_t* table = cache.block_table(slot);
-  // One work item per (block, layer): a contiguous run of bs rows per head, large enough to amortise scheduling.
+  // One work item per (block, layer): bs positions per head, large enough to amortise scheduling. Rows are formed
+  // in a buffer and written through the cache's store helpers, whatever its row layout.
   pool.parallel_for(blocks * lay.layers, [&](int item, int) {
     const int j = item / lay.layers, l = item % lay.layers;
     const uint16_t* gain = gains.k_gain.empty() ? nullptr : gains.k_gain[l];
     std::vector<float> kg(static_cast<size_t>(lay.k_dim), 1.0f), vg(static_cast<size_t>(lay.v_dim), 1.0f);
     for (int c = 0; gain && c < std::min(gains.k_gain_len, lay.k_dim); ++c) kg[c] = bf16_to_f32(gain[c]);
+    std::vector<uint16_t> k(static_cast<size_t>(lay.k_dim)), v(static_cast<size_t>(lay.v_dim));
     const int rows = std::min(bs, len - j * bs);
     for (int h = 0; h < lay.kv_heads; ++h) {
-      uint16_t* k = cache.k_rows(table[j], l, h);
-      uint16_t* v = lay.v_dim > 0 ? cache.v_rows(table[j], l, h) : nullptr;
       for (int r = 0; r < rows; ++r) {
         const uint64_t pos = static_cast<uint64_t>(j) * bs + r;
         // Distinct row keys: (layer, head, position, K|V) mixed with the seed; columns count up from the key.
         const uint64_t key = splitmix64(seed ^ splitmix64(((static_cast<uint64_t>(l) * lay.kv_heads + h) << 33) | (pos << 1)));
-        fill_row(k + static_cast<size_t>(r) * lay.k_dim, lay.k_dim, key << 8, kg.data());
-        if (v) fill_row(v + static_cast<size_t>(r) * lay.v_dim, lay.v_dim, (key << 8) ^ (uint64_t{1} << 63), vg.data());
+        fill_row(k.data(), lay.k_dim, key << 8, kg.data());
+        cache.store_k(table[j], l, h, r, k.data());  // the cache's row layout
+        if (lay.v_dim == 0) continue;
+        fill_row(v.data(), lay.v_dim, (key << 8) ^ (uint64_t{1} << 63), vg.data());
+        cache.store_v(table[j], l, h, r, v.data());
       }
     }
   });

@@ -94,20 +94,34 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     l[r] = 0.0f;
   }
   std::fill_n(acc, static_cast<int64_t>(it.rows) * p.v_dim, 0.0f);
-  for (int t0 = it.kv_begin; t0 < it.kv_end;) {
+  const bool pairs = lay.row_layout == KvRowLayout::kPairs;
+  // kPairs: whole blocks from the block start; the positions before kv_begin in the first block are below every
+  // row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them. kRows: from kv_begin.
+  for (int t0 = pairs ? it.kv_begin / bs * bs : it.kv_begin; t0 < it.kv_end;) {
     const int block = table[t0 / bs], off = t0 % bs;
     const int nt = std::min(bs - off, it.kv_end - t0);
-    const uint16_t* k = cache_.k_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim;
-    const uint16_t* v = p.v_in_k ? k : cache_.v_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim;
-    const int v_stride = p.v_in_k ? lay.k_dim : lay.v_dim;
-    // Decode is a stream over the cache: fetch the next block's rows while this one computes (the hardware
-    // prefetcher stops at each 4 KiB page, and a block is a few pages).
-    if (t0 + nt < it.kv_end) {
-      const int nb = table[(t0 + nt) / bs], nn = std::min(bs, it.kv_end - t0 - nt);
-      const int64_t run = p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
-      prefetch_rows(cache_.k_rows(nb, p.layer, it.kv_head), run);  // K rows, then (GQA) the V rows after them
+    // Decode is a stream over the cache: the next block is fetched while this one computes (the hardware
+    // prefetcher stops at each 4 KiB page, and a block is a few pages). kPairs: the kernels spread the prefetch of
+    // the next block's K / V section over their loops (a whole block issued at once stalls the core until its
+    // line-fill buffers drain); kRows: the K section, then (GQA) the V rows after it, all here.
+    const int tn = t0 + nt, nn = std::min(bs, it.kv_end - tn);  // the next block: positions [tn, tn + nn)
+    const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
+    if (pairs) {
+      cpu::QkPackedParams qp{sc.q.data(), cache_.k_rows(block, p.layer, it.kv_head), sc.s.data(), p.qk_dim, bs, bs,
+                             it.rows, nt, p.qk_dim};
+      if (next >= 0) {
+        qp.prefetch = cache_.k_rows(next, p.layer, it.kv_head);
+        qp.prefetch_bytes = static_cast<int64_t>(bs) * lay.k_dim * 2;
+      }
+      kernels_->qk_kpacked(qp);
+    } else {
+      if (next >= 0) {
+        const int64_t run = p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
+        prefetch_rows(cache_.k_rows(next, p.layer, it.kv_head), run);
+      }
+      kernels_->qk({sc.q.data(), cache_.k_row(block, p.layer, it.kv_head, off), sc.s.data(), p.qk_dim, lay.k_dim, bs,
+                    it.rows, nt, p.qk_dim});
     }
-    kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
     // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r
     // in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled first.
     int blo[kMaxRows], bhi[kMaxRows];
@@ -122,7 +136,19 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       float* a = acc + static_cast<int64_t>(r) * p.v_dim;
       for (int c = 0; c < p.v_dim; ++c) a[c] *= alpha[r];
     }
-    kernels_->pv({sc.p.data(), v, acc, bs, v_stride, p.v_dim, it.rows, nt, p.v_dim});
+    if (pairs) {
+      cpu::PvPackedParams vq{sc.p.data(), cache_.v_rows(block, p.layer, it.kv_head), acc, bs, lay.v_dim, p.v_dim,
+                             it.rows, nt, p.v_dim};
+      if (next >= 0) {
+        vq.prefetch = cache_.v_rows(next, p.layer, it.kv_head);
+        vq.prefetch_bytes = static_cast<int64_t>(nn + 1) / 2 * 2 * lay.v_dim * 2;  // the pair rows of nn positions
+      }
+      kernels_->pv_vpacked(vq);
+    } else {
+      const uint16_t* k = cache_.k_row(block, p.layer, it.kv_head, off);
+      const uint16_t* v = p.v_in_k ? k : cache_.v_row(block, p.layer, it.kv_head, off);
+      kernels_->pv({sc.p.data(), v, acc, bs, p.v_in_k ? lay.k_dim : lay.v_dim, p.v_dim, it.rows, nt, p.v_dim});
+    }
     t0 += nt;
   }
 }
@@ -160,6 +186,7 @@ void PagedAttention::merge(const AttnCoreParams& p, const Group& g) {
 void PagedAttention::run(const AttnCoreParams& p, ThreadPool& pool) {
   AFD_CHECK(pool.size() <= static_cast<int>(scratch_.size()));
   AFD_CHECK(p.qk_dim == cache_.layout().k_dim);
+  AFD_CHECK(!p.v_in_k || cache_.layout().row_layout == KvRowLayout::kRows);  // kPairs has its own V section
   plan(p, pool.size());
   pool.parallel_for(static_cast<int>(items_.size()), [&](int i, int w) { run_item(p, items_[i], scratch_[w]); });
   pool.parallel_for(static_cast<int>(groups_.size()), [&](int g, int) { merge(p, groups_[g]); });

@@ -9,10 +9,11 @@
 namespace afd {
 
 namespace {
-// Bytes of an [out, in] matrix stored as bf16, or as fp8 with fp32 128x128 block scales.
-int64_t mat_bytes(int64_t out, int64_t in, bool fp8) {
+// Bytes of an [out, in] matrix as bf16, or as a GPU's kept-fp8 expert: e4m3 plus an fp32 scale per row and 128
+// columns (LoadOptions::keep_fp8_experts; every other matrix of an fp8 checkpoint is dequantised to bf16).
+int64_t mat_bytes(int64_t out, int64_t in, bool fp8 = false) {
   if (!fp8) return out * in * 2;
-  return out * in + ((out + 127) / 128) * ((in + 127) / 128) * 4;
+  return out * in + out * ((in + 127) / 128) * 4;
 }
 std::string gib(double b) {
   char buf[32];
@@ -34,29 +35,29 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanInputs& in) {
   int64_t attn_layer = 0, kv_token_layer = 0;
   if (c.is_mla()) {
     const int64_t qk = c.qk_head_dim();
-    attn_layer = c.q_lora_rank > 0 ? mat_bytes(c.q_lora_rank, h, f8) + mat_bytes(H * qk, c.q_lora_rank, f8)
-                                   : mat_bytes(H * qk, h, f8);
-    attn_layer += mat_bytes(c.kv_lora_rank + c.qk_rope_dim, h, f8) +
-                  mat_bytes(H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank, f8) + mat_bytes(h, H * c.v_head_dim, f8);
+    attn_layer = c.q_lora_rank > 0 ? mat_bytes(c.q_lora_rank, h) + mat_bytes(H * qk, c.q_lora_rank)
+                                   : mat_bytes(H * qk, h);
+    attn_layer += mat_bytes(c.kv_lora_rank + c.qk_rope_dim, h) +
+                  mat_bytes(H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank) + mat_bytes(h, H * c.v_head_dim);
     kv_token_layer = int64_t{c.kv_lora_rank + c.qk_rope_dim} * 2;  // the absorbed cache: latent + rope key, bf16
   } else {
     const int64_t hd = c.head_dim, KV = c.num_kv_heads;
-    attn_layer = mat_bytes(H * hd, h, f8) + 2 * mat_bytes(KV * hd, h, f8) + mat_bytes(h, H * hd, f8);
+    attn_layer = mat_bytes(H * hd, h) + 2 * mat_bytes(KV * hd, h) + mat_bytes(h, H * hd);
     kv_token_layer = 2 * KV * hd * 2;
   }
   p.attn_bytes = attn_layer * L;
   p.kv_bytes_per_token = kv_token_layer * L;
   p.kv_capacity_tokens = p.kv_bytes_per_token > 0 ? in.kv_pool_bytes / p.kv_bytes_per_token : 0;
-  const int64_t expert = 3 * mat_bytes(c.moe_intermediate_size, h, f8);  // gate, up, down (same byte count)
+  const int64_t expert = 2 * mat_bytes(c.moe_intermediate_size, h, f8) + mat_bytes(h, c.moe_intermediate_size, f8);
   int moe_layers = 0;
   for (int l = 0; l < L; ++l) {
     if (c.is_moe_layer(l)) {
       ++moe_layers;
       p.routed_bytes += expert * c.n_routed_experts;
       p.ffn_other_bytes += int64_t{c.n_routed_experts} * h * 2;  // router stays bf16
-      if (c.n_shared_experts > 0) p.ffn_other_bytes += 3 * mat_bytes(c.shared_intermediate(), h, f8);
+      if (c.n_shared_experts > 0) p.ffn_other_bytes += 3 * mat_bytes(c.shared_intermediate(), h);
     } else {
-      p.ffn_other_bytes += 3 * mat_bytes(c.intermediate_size, h, f8);
+      p.ffn_other_bytes += 3 * mat_bytes(c.intermediate_size, h);
     }
   }
   p.per_gpu_bytes = (p.routed_bytes + in.gpus - 1) / in.gpus + p.ffn_other_bytes + p.head_bytes;
@@ -72,7 +73,7 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanInputs& in) {
   const double E = c.n_routed_experts, k = c.top_k;
   const double touched = E > 0 ? E * (1.0 - std::pow(1.0 - 1.0 / E, B * k)) : 0;
   p.step_expert_bytes = moe_layers * touched * static_cast<double>(expert) + static_cast<double>(p.ffn_other_bytes);
-  p.step_expert_flops = B * 2.0 * (static_cast<double>(expert) / (f8 ? 1 : 2)) * (k + c.n_shared_experts) * moe_layers;
+  p.step_expert_flops = B * 2.0 * (3.0 * c.moe_intermediate_size * h) * (k + c.n_shared_experts) * moe_layers;
   p.step_xfer_bytes = 2.0 * B * h * 2 * L;  // the hidden state each way per layer, bf16
   const double t_kv = p.step_kv_bytes / in.host_read_bw, t_attn = p.step_attn_flops / in.cpu_bf16_flops;
   const double t_exp = std::max(p.step_expert_bytes / in.gpus / in.hbm_bw, p.step_expert_flops / in.gpus / in.gpu_bf16_flops);

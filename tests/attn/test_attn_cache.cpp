@@ -13,13 +13,20 @@
 using namespace afd;
 using namespace afd::test;
 
-TEST_CASE("paged KV cache allocates, frees and reports exhaustion", "[attn][cache]") {
+namespace {
+attn::KvLayout small_layout(int kv_heads, int k_dim, int v_dim) {
   attn::KvLayout lay;
   lay.layers = 2;
-  lay.kv_heads = 3;
-  lay.k_dim = 8;
-  lay.v_dim = 8;
+  lay.kv_heads = kv_heads;
+  lay.k_dim = k_dim;
+  lay.v_dim = v_dim;
   lay.block_size = 16;
+  return lay;
+}
+}  // namespace
+
+TEST_CASE("paged KV cache allocates, frees and reports exhaustion", "[attn][cache]") {
+  attn::KvLayout lay = small_layout(3, 8, 8);
   attn::PagedKvCache c(lay, 5, 2);
   CHECK(c.total_blocks() == 5);
   const int a = c.open();
@@ -46,6 +53,53 @@ TEST_CASE("paged KV cache allocates, frees and reports exhaustion", "[attn][cach
   CHECK(c.reserve(b, 80));
   CHECK_THROWS_AS(c.close(a), afd::Error);  // already closed
   CHECK_THROWS_AS(c.reserve(a, 1), afd::Error);
+}
+
+// KvRowLayout::kPairs puts K[t][c] at kp element 2 ((c / 2) * block_size + t) + c % 2 and V[t][c] at vp element
+// 2 ((t / 2) * v_dim + c) + t % 2 of the (block, layer, head) sections; a store writes only its own position.
+TEST_CASE("paired KV layout: stores land where the kernels read, loads give the rows back", "[attn][cache]") {
+  attn::KvLayout lay = small_layout(2, 6, 5);
+  lay.row_layout = attn::KvRowLayout::kPairs;
+  attn::PagedKvCache c(lay, 3, 1);
+  c.fill(kNanBf16);
+  auto kval = [](int t, int col) { return static_cast<uint16_t>(0x3f80 + t * 16 + col); };
+  auto vval = [](int t, int col) { return static_cast<uint16_t>(0x4080 + t * 16 + col); };
+  const int block = 1, layer = 1, head = 1;
+  for (int t : {0, 3, 4, 15}) {
+    uint16_t k[6], v[5];
+    for (int j = 0; j < 6; ++j) k[j] = kval(t, j);
+    for (int j = 0; j < 5; ++j) v[j] = vval(t, j);
+    c.store_k(block, layer, head, t, k);
+    c.store_v(block, layer, head, t, v);
+  }
+  const uint16_t* kp = c.k_rows(block, layer, head);
+  const uint16_t* vp = c.v_rows(block, layer, head);
+  CHECK(vp == kp + 16 * 6);  // V section right after the K section
+  int64_t written = 0;
+  for (int64_t i = 0; i < lay.layer_block_elems() * lay.layers * c.total_blocks(); ++i)
+    written += c.k_rows(0, 0, 0)[i] != kNanBf16;
+  CHECK(written == 4 * (6 + 5));
+  for (int t : {0, 3, 4, 15}) {
+    for (int col = 0; col < 6; ++col) CHECK(kp[2 * ((col / 2) * 16 + t) + col % 2] == kval(t, col));
+    for (int col = 0; col < 5; ++col) CHECK(vp[2 * ((t / 2) * 5 + col) + t % 2] == vval(t, col));
+    uint16_t k[6], v[5];
+    c.load_k(block, layer, head, t, k);
+    c.load_v(block, layer, head, t, v);
+    for (int col = 0; col < 6; ++col) CHECK(k[col] == kval(t, col));
+    for (int col = 0; col < 5; ++col) CHECK(v[col] == vval(t, col));
+  }
+  CHECK(vp[2 * (2 * 5 + 0) + 1] == kNanBf16);  // position 5 (pair row 2, high half) was never written
+
+  attn::KvLayout bad = lay;
+  bad.block_size = 24;  // not a multiple of 16
+  CHECK_FALSE(bad.pairs_possible());
+  CHECK_THROWS_AS(attn::PagedKvCache(bad, 1, 1), afd::Error);
+  bad = lay;
+  bad.v_dim = 0;  // MLA: V aliases K
+  CHECK_THROWS_AS(attn::PagedKvCache(bad, 1, 1), afd::Error);
+  bad = lay;
+  bad.k_dim = 7;
+  CHECK_THROWS_AS(attn::PagedKvCache(bad, 1, 1), afd::Error);
 }
 
 TEST_CASE("attn_half reports an exhausted pool as an error", "[attn][cache]") {

@@ -3,6 +3,8 @@
 // its FP8 checkpoint, DeepSeek-V2-Lite (plain q_proj, complex RoPE), Qwen3-MoE (q/k norm), Mixtral (with and
 // without a sliding window) and the pystdlib-moe demo model. Several sequences of different lengths share each
 // micro-batch (decode, chunked prefill and new sequences mixed), unused KV rows hold NaN, inputs are random.
+// GQA caches run in the default paired row layout (K/V read by the kernels without repacking) and, in their own
+// test case, in the plain-rows layout.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -81,10 +83,13 @@ void run_fixture(const std::string& fixture, const attn::CpuAttnOptions& opt, co
     CompareResult res;
     uint64_t seed = 17;
     for (const Step& st : sc.steps) pair.step(layer, st, seed++, res);
-    std::printf("  %-16s %-8s %-42s layer %d: worst rel %.3e (%d tokens, kernels %s, oneDNN %s)\n", fixture.c_str(),
-                opt_name, sc.name, layer, res.worst_rel, res.tokens, cpu::isa_name(pair.cpu().kernel_isa()),
-                pair.cpu().onednn_info().c_str());
+    const bool pairs = pair.cpu().cache().layout().row_layout == attn::KvRowLayout::kPairs;
+    std::printf("  %-16s %-8s %-42s layer %d: worst rel %.3e (%d tokens, kernels %s, KV %s, oneDNN %s)\n",
+                fixture.c_str(), opt_name, sc.name, layer, res.worst_rel, res.tokens,
+                cpu::isa_name(pair.cpu().kernel_isa()), pairs ? "pairs" : "rows", pair.cpu().onednn_info().c_str());
     INFO(fixture << " " << opt_name << " " << sc.name);
+    // GQA caches hold K/V in pairs unless kv_pairs = 0; MLA caches are always rows.
+    CHECK(pairs == (!pair.config().is_mla() && opt.kv_pairs != 0));
     CHECK(res.finite);
     CHECK(res.worst_rel < kRelTol);
   }
@@ -126,11 +131,30 @@ TEST_CASE("attention half with AVX2 kernels and f32 oneDNN weights matches the r
   for (const std::string& f : all_fixtures()) run_fixture(f, avx2_f32(), "avx2-f32");
 }
 
+// The GQA fixtures with the plain-rows KV layout (kv_pairs = 0; the cases above run the default paired layout),
+// on the best kernels, the AVX2 kernels and the scalar kernels.
+TEST_CASE("attention half with the rows KV layout matches the reference (GQA fixtures)", "[attn][half]") {
+  for (const std::string f : {"qwen3moe_tiny", "mixtral_tiny", "mixtral_swa_tiny"}) {
+    attn::CpuAttnOptions small = small_blocks(), dflt = default_blocks(), scalar = small_blocks();
+    small.kv_pairs = dflt.kv_pairs = scalar.kv_pairs = 0;
+    scalar.isa = static_cast<int>(cpu::Isa::kScalar);
+    run_fixture(f, small, "rows");
+    run_fixture(f, dflt, "rows-def");
+    run_fixture(f, scalar, "rows-sc");
+    if (cpu::cpu_supports(cpu::Isa::kAvx2)) {
+      attn::CpuAttnOptions avx2 = avx2_f32();
+      avx2.kv_pairs = 0;
+      run_fixture(f, avx2, "rows-av2");
+    }
+  }
+}
+
 TEST_CASE("attention half with the scalar kernels matches the reference", "[attn][half]") {
   attn::CpuAttnOptions o = small_blocks();
   o.isa = static_cast<int>(cpu::Isa::kScalar);
   run_fixture("dsv3_tiny", o, "scalar");
   run_fixture("qwen3moe_tiny", o, "scalar");
+  run_fixture("mixtral_swa_tiny", o, "scalar");
 }
 
 TEST_CASE("every layer of a fixture matches the reference", "[attn][half]") {

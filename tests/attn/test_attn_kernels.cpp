@@ -55,20 +55,50 @@ std::string isa_report() {
          (missing.empty() ? " none" : missing);
 }
 
-void check_qk(const AttnKernels& k, int nq, int nt, int d) {
+// K rows [nt][d] (row stride ks) in the cache's pair layout: kp[j][t] = (K[t][2j], K[t][2j+1]) with row stride
+// kp_stride pairs; positions t >= nt, and one pair row past d / 2, hold NaN (what an unwritten cache holds).
+std::vector<uint16_t> k_pairs(const std::vector<uint16_t>& k, int ks, int nt, int d, int kp_stride) {
+  std::vector<uint16_t> kp(2 * static_cast<size_t>(d / 2 + 1) * kp_stride, kNanBf16);
+  for (int j = 0; j < d / 2; ++j)
+    for (int t = 0; t < nt; ++t)
+      for (int h = 0; h < 2; ++h) kp[2 * (static_cast<size_t>(j) * kp_stride + t) + h] = k[static_cast<size_t>(t) * ks + 2 * j + h];
+  return kp;
+}
+
+// V rows [nt][dv] (row stride vs) as vp[tp][c] = (V[2tp][c], V[2tp+1][c]), row stride vp_stride pairs; the rest of
+// a block of round_up(nt, 16) positions (including the high half of the last pair when nt is odd) is NaN.
+std::vector<uint16_t> v_pairs(const std::vector<uint16_t>& v, int vs, int nt, int dv, int vp_stride) {
+  std::vector<uint16_t> vp(2 * static_cast<size_t>((nt + 15) / 16 * 8 + 1) * vp_stride, kNanBf16);
+  for (int t = 0; t < nt; ++t)
+    for (int c = 0; c < dv; ++c) vp[2 * (static_cast<size_t>(t / 2) * vp_stride + c) + t % 2] = v[static_cast<size_t>(t) * vs + c];
+  return vp;
+}
+
+// kp_stride > 0: the pair-layout kernel qk_kpacked over K in pairs with that stride (>= round_up(nt, 16)), else the
+// row kernel qk. Either way against the scalar row kernel.
+void check_qk(const AttnKernels& k, int nq, int nt, int d, int kp_stride = 0) {
   const int qs = d + 3, ks = d + 5, ss = nt + 1;
   const auto q = padded(nq, d, qs, 1000 + nq * 7 + d, -1.0f, 1.0f);
   const auto kv = padded(nt, d, ks, 2000 + nt * 11 + d, -1.0f, 1.0f);
   std::vector<float> want(static_cast<size_t>(nq) * ss, -7.0f), got = want;
   qk_bf16_scalar({q.data(), kv.data(), want.data(), qs, ks, ss, nq, nt, d});
-  k.qk({q.data(), kv.data(), got.data(), qs, ks, ss, nq, nt, d});
+  if (kp_stride > 0) {
+    const auto kp = k_pairs(kv, ks, nt, d, kp_stride);
+    QkPackedParams pp{q.data(), kp.data(), got.data(), qs, kp_stride, ss, nq, nt, d};
+    pp.prefetch = kv.data();  // a prefetch hint changes nothing in the result
+    pp.prefetch_bytes = static_cast<int64_t>(kv.size()) * 2;
+    k.qk_kpacked(pp);
+  } else {
+    k.qk({q.data(), kv.data(), got.data(), qs, ks, ss, nq, nt, d});
+  }
   for (int i = 0; i < nq; ++i) {
     for (int t = 0; t < nt; ++t) {
       double mag = 0;
       for (int j = 0; j < d; ++j)
         mag += std::fabs(bf16_to_f32(q[static_cast<size_t>(i) * qs + j]) * bf16_to_f32(kv[static_cast<size_t>(t) * ks + j]));
       const float g = got[static_cast<size_t>(i) * ss + t], w = want[static_cast<size_t>(i) * ss + t];
-      INFO(isa_name(k.isa) << " qk nq=" << nq << " nt=" << nt << " d=" << d << " at " << i << "," << t);
+      INFO(isa_name(k.isa) << (kp_stride ? " qk_kpacked" : " qk") << " nq=" << nq << " nt=" << nt << " d=" << d
+                           << " kp_stride=" << kp_stride << " at " << i << "," << t);
       REQUIRE(std::isfinite(g));
       REQUIRE(std::fabs(g - w) <= kOrderTol * mag + 1e-30);
     }
@@ -76,7 +106,8 @@ void check_qk(const AttnKernels& k, int nq, int nt, int d) {
   }
 }
 
-void check_pv(const AttnKernels& k, int nq, int nt, int dv) {
+// vp_stride > 0: the pair-layout kernel pv_vpacked over V in pairs with that stride (>= dv), else the row kernel pv.
+void check_pv(const AttnKernels& k, int nq, int nt, int dv, int vp_stride = 0) {
   const int ps = nt + 3, vs = dv + 5, os = dv + 2;
   const auto pr = padded(nq, nt, ps, 3000 + nq * 13 + nt, 0.0f, 1.0f);
   const auto v = padded(nt, dv, vs, 4000 + nt * 17 + dv, -1.0f, 1.0f);
@@ -86,11 +117,20 @@ void check_pv(const AttnKernels& k, int nq, int nt, int dv) {
   for (auto& x : o0) x = u(rng);
   std::vector<float> want = o0, got = o0;
   pv_bf16_scalar({pr.data(), v.data(), want.data(), ps, vs, os, nq, nt, dv});
-  k.pv({pr.data(), v.data(), got.data(), ps, vs, os, nq, nt, dv});
+  if (vp_stride > 0) {
+    const auto vp = v_pairs(v, vs, nt, dv, vp_stride);
+    PvPackedParams pp{pr.data(), vp.data(), got.data(), ps, vp_stride, os, nq, nt, dv};
+    pp.prefetch = v.data();
+    pp.prefetch_bytes = static_cast<int64_t>(v.size()) * 2;
+    k.pv_vpacked(pp);
+  } else {
+    k.pv({pr.data(), v.data(), got.data(), ps, vs, os, nq, nt, dv});
+  }
   for (int i = 0; i < nq; ++i) {
     for (int c = 0; c < os; ++c) {
       const size_t at = static_cast<size_t>(i) * os + c;
-      INFO(isa_name(k.isa) << " pv nq=" << nq << " nt=" << nt << " dv=" << dv << " at " << i << "," << c);
+      INFO(isa_name(k.isa) << (vp_stride ? " pv_vpacked" : " pv") << " nq=" << nq << " nt=" << nt << " dv=" << dv
+                           << " vp_stride=" << vp_stride << " at " << i << "," << c);
       if (c >= dv) {
         REQUIRE(got[at] == o0[at]);  // columns past dv are untouched
         continue;
@@ -179,6 +219,27 @@ TEST_CASE("attention kernels match the scalar reference on every ISA this CPU ha
         for (int dv : {1, 16, 40, 128, 512}) check_pv(*k, nq, nt, dv);
     for (int nq : {1, 3, 17, 64})
       for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows}) check_softmax(*k, nq, nt);
+  }
+  REQUIRE(tested >= 1);
+}
+
+// The pair-layout kernels (K / V read straight from a KvRowLayout::kPairs cache block) on every ISA this CPU has
+// (AMX: 16+ query rows go to tiles, with B loaded from the block where it is complete and from zero-padded scratch
+// for the last partial k step). Positions past nt hold NaN; strides are the tightest a block allows and wider ones.
+TEST_CASE("pair-layout attention kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
+  int tested = 0;
+  for (Isa isa : all_isas()) {
+    const AttnKernels* k = kernels_for(isa);
+    if (!k) continue;
+    ++tested;
+    for (int nq : {1, 3, 8, 16, 17, 64})
+      for (int nt : {1, 17, 31, 47, 64, kMaxBlockRows}) {
+        const int block = (nt + 15) / 16 * 16;
+        for (int d : {2, 18, 128, 146})
+          for (int stride : {block, block + 32}) check_qk(*k, nq, nt, d, stride);
+        for (int dv : {1, 2, 18, 40, 128})
+          for (int stride : {dv, dv + 5}) check_pv(*k, nq, nt, dv, stride);
+      }
   }
   REQUIRE(tested >= 1);
 }

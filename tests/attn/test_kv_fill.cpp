@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "attn_harness.h"
@@ -14,19 +15,20 @@ using namespace afd::test;
 namespace {
 bool is_nan_bf16(uint16_t v) { return (v & 0x7fff) > 0x7f80; }
 
-// Every element of positions [0, len) of `slot` (K rows, then V rows), layer by layer, head by head.
+// Every element of positions [0, len) of `slot` (K rows, then V rows), layer by layer, head by head, read through
+// the cache's load helpers (either row layout).
 std::vector<uint16_t> slot_values(attn::PagedKvCache& c, int slot, int len) {
   const attn::KvLayout& lay = c.layout();
-  std::vector<uint16_t> out;
+  std::vector<uint16_t> out, k(static_cast<size_t>(lay.k_dim)), v(static_cast<size_t>(lay.v_dim));
   for (int l = 0; l < lay.layers; ++l)
     for (int h = 0; h < lay.kv_heads; ++h)
       for (int p = 0; p < len; ++p) {
         const int32_t b = c.block_table(slot)[p / lay.block_size];
-        const uint16_t* k = c.k_rows(b, l, h) + static_cast<size_t>(p % lay.block_size) * lay.k_dim;
-        out.insert(out.end(), k, k + lay.k_dim);
+        c.load_k(b, l, h, p % lay.block_size, k.data());
+        out.insert(out.end(), k.begin(), k.end());
         if (lay.v_dim > 0) {
-          const uint16_t* v = c.v_rows(b, l, h) + static_cast<size_t>(p % lay.block_size) * lay.v_dim;
-          out.insert(out.end(), v, v + lay.v_dim);
+          c.load_v(b, l, h, p % lay.block_size, v.data());
+          out.insert(out.end(), v.begin(), v.end());
         }
       }
   return out;
@@ -44,21 +46,27 @@ int64_t written_in_pool(attn::PagedKvCache& c) {
 }
 }  // namespace
 
+// In both row layouts of the GQA caches (kv_pairs 1: K and V in dword pairs; 0: plain rows; MLA is always rows).
 TEST_CASE("synthetic KV fill writes every position of every layer of its slot and nothing else", "[attn][cache]") {
-  for (const char* name : {"dsv2lite_tiny", "qwen3moe_tiny", "mixtral_tiny"}) {
-    INFO(name);
+  const std::pair<const char*, int> cases[] = {{"dsv2lite_tiny", -1}, {"qwen3moe_tiny", 1}, {"qwen3moe_tiny", 0},
+                                               {"mixtral_tiny", 1}, {"mixtral_tiny", 0}};
+  for (const auto& [name, kv_pairs] : cases) {
+    INFO(name << " kv_pairs " << kv_pairs);
     attn::CpuAttnOptions o;
     o.threads = 2;
     o.block_size = 16;
     o.pool_blocks = 12;
     o.max_seqs = 4;
+    o.kv_pairs = kv_pairs;
     attn::CpuAttention a(fixture_weights(name).bf16, o);
     attn::PagedKvCache& c = a.cache();
     const attn::KvLayout& lay = c.layout();
+    CHECK((lay.row_layout == attn::KvRowLayout::kPairs) == (kv_pairs == 1));
     c.fill(kNanBf16);
     const int s0 = a.kv().open(), s1 = a.kv().open(), s2 = a.kv().open();
     REQUIRE(a.kv().reserve(s0, 20));
-    REQUIRE(a.kv().reserve(s1, 45));  // 3 blocks; positions 37..47 of the last one stay unwritten
+    REQUIRE(a.kv().reserve(s1, 45));  // 3 blocks; positions 37..47 of the last one stay unwritten (with pairs,
+                                      // the high half of the V pair of positions 36 and 37 too)
     REQUIRE(a.kv().reserve(s2, 16));
     constexpr int kLen = 37;
     a.fill_synthetic(s1, kLen, 99);

@@ -14,9 +14,14 @@ TEST_CASE("memory plan of DeepSeek-V3 671B and V2-Lite matches hand-computed siz
   in.kv_pool_bytes = int64_t{100} << 30;
   const MemoryPlan p = plan_memory(v3, in);
   CHECK(p.kv_bytes_per_token == 576 * 2 * 61);  // latent 512 + rope 64, bf16, 61 layers
-  // 58 MoE layers x 256 experts x 3 matrices of 2048 x 7168 fp8 + one fp32 scale per 128x128 block
-  const int64_t mat = int64_t{2048} * 7168 + (2048 / 128) * (7168 / 128) * 4;
-  CHECK(p.routed_bytes == 58 * 256 * 3 * mat);
+  // 58 MoE layers x 256 experts x 3 matrices of 2048 x 7168 fp8 + one fp32 scale per row and 128 columns (the
+  // GPU's layout): gate and up have 2048 rows of 7168 columns, down 7168 rows of 2048.
+  const int64_t gate = int64_t{2048} * 7168 + 2048 * (7168 / 128) * 4, down = int64_t{7168} * 2048 + 7168 * (2048 / 128) * 4;
+  CHECK(p.routed_bytes == 58 * 256 * (2 * gate + down));
+  // The attention weights stay bf16 on the host: q_a 1536x7168, q_b 24576x1536, kv_a 576x7168, kv_b 32768x512,
+  // o_proj 7168x16384.
+  CHECK(p.attn_bytes == int64_t{61} * 2 *
+                            (1536 * 7168 + 24576 * 1536 + 576 * 7168 + 32768 * 512 + int64_t{7168} * 16384));
   CHECK(p.per_gpu_bytes == (p.routed_bytes + 7) / 8 + p.ffn_other_bytes + p.head_bytes);
   CHECK(p.kv_capacity_tokens == in.kv_pool_bytes / p.kv_bytes_per_token);
   CHECK(p.bound_by == "CPU attention FLOPs");  // absorbed MLA with 128 heads is compute-bound on the CPU
