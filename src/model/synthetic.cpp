@@ -20,11 +20,12 @@ namespace {
 template <typename T, typename F>
 void parallel_fill(std::vector<T>& v, size_t n, F value) {
   v.resize(n);
-  const unsigned threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  // Contiguous ranges, one per core (interleaved elements would put several threads on every cache line).
+  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t)
+  for (size_t t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      for (size_t i = t; i < n; i += threads) v[i] = value(i);
+      for (size_t i = n * t / threads, end = n * (t + 1) / threads; i < end; ++i) v[i] = value(i);
     });
   for (auto& th : pool) th.join();
 }

@@ -23,7 +23,7 @@ std::vector<uint16_t> dequant(const Linear<uint16_t>& l, int br, int bc) {
 }
 }  // namespace
 
-TEST_CASE("kept fp8 experts dequantise to the bf16 load's experts; other tensors load as always", "[layouts][fp8]") {
+TEST_CASE("kept fp8 experts dequantise to the bf16 load experts, other tensors load as always", "[layouts][fp8]") {
   LoadOptions keep;
   keep.keep_fp8_experts = true;
   const std::string dir = test::fixture_model("dsv3_fp8_tiny");
