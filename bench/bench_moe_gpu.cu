@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
       L.expert_width = I;
       L.expert_count = E;
       // The same experts' shapes as weight-only fp8 (random e4m3, per-row scales): half the bytes to stream.
-      const int64_t gu_sc = static_cast<int64_t>(2) * I * ((h + 127) / 128), dn_sc = static_cast<int64_t>(h) * ((I + 127) / 128);
+      const int64_t gu_sc = static_cast<int64_t>(2) * I * cuda::fp8_scale_cols(h);
+      const int64_t dn_sc = static_cast<int64_t>(h) * cuda::fp8_scale_cols(I);
       gpu::DeviceArena wa8(E * (gu + dn) + static_cast<size_t>(E) * (gu_sc + dn_sc) * 4 + 4096);
       gpu::FfnLayerDev L8 = L;
       uint8_t* q_gu = wa8.take<uint8_t>(E * gu);

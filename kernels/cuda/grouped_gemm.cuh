@@ -52,6 +52,8 @@ struct GroupedGemmParams {
 };
 
 constexpr int kFp8ScaleCols = 128;  // k columns per fp8 scale
+// Scales per row of an fp8 weight matrix with k columns (the row stride of GroupedGemmParams::w8_scale).
+inline int fp8_scale_cols(int k) { return (k + kFp8ScaleCols - 1) / kFp8ScaleCols; }
 
 // Row r of the interleaved [2 * width, k] gate/up matrix: which row of cat(gate, up) it holds (width % 8 == 0).
 inline int interleaved_gate_up_source(int r, int width) {

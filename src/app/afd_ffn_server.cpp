@@ -19,9 +19,8 @@ namespace {
 // The FFN side asked for: GpuFfn where this build and machine have a GPU (device gpu, or auto), else CpuFfn.
 std::unique_ptr<afd::FfnBackend> make_ffn(const afd::app::ModelSource& src, const std::string& device,
                                           const afd::app::RuntimeOptions& ro) {
-  AFD_REQUIRE(device == "auto" || device == "cpu" || device == "gpu", "--ffn-device ", device,
-              " is not one of auto, cpu, gpu");
-  const bool use_gpu = device == "gpu" || (device == "auto" && afd::app::gpu_ffn_available());
+  afd::app::check_ffn_device(device);
+  const bool use_gpu = afd::app::ffn_device_is_gpu(device);
   AFD_REQUIRE(!use_gpu || afd::app::gpu_ffn_available(), "--ffn-device gpu: no GPU (or no CUDA in this build)");
   const unsigned parts = afd::kWeightsFfn | afd::kWeightsHead;  // this side never embeds or attends
   afd::LoadOptions lo;

@@ -19,17 +19,24 @@ bool gpu_ffn_available() {
 #endif
 }
 
-namespace {
-void check_ffn_device(const RuntimeOptions& o) {
-  AFD_REQUIRE(o.ffn_device == "auto" || o.ffn_device == "cpu" || o.ffn_device == "gpu", "--ffn-device ",
-              o.ffn_device, " is not one of auto, cpu, gpu");
+void check_ffn_device(const std::string& device) {
+  AFD_REQUIRE(device == "auto" || device == "cpu" || device == "gpu", "--ffn-device ", device,
+              " is not one of auto, cpu, gpu");
 }
+
+bool ffn_device_is_gpu(const std::string& device) {
+  return device == "gpu" || (device == "auto" && gpu_ffn_available());
+}
+
+namespace {
+// The FFN side of `o` runs on a GPU in this process.
+bool local_gpu_ffn(const RuntimeOptions& o) { return o.ffn_remote.empty() && ffn_device_is_gpu(o.ffn_device); }
 }  // namespace
 
 LoadOptions load_options(const RuntimeOptions& o) {
   LoadOptions l;
   // A local GPU FFN streams fp8 experts as they are stored; the CPU FFN needs them dequantised.
-  l.keep_fp8_experts = o.ffn_remote.empty() && (o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available()));
+  l.keep_fp8_experts = local_gpu_ffn(o);
   return l;
 }
 
@@ -39,7 +46,7 @@ std::shared_ptr<const Bf16Weights> load_model(const ModelSource& model, bool sho
 }
 
 std::unique_ptr<engine::Engine> make_engine(const ModelSource& model, const RuntimeOptions& o) {
-  check_ffn_device(o);
+  check_ffn_device(o.ffn_device);
   if (o.ffn_remote.empty()) return make_engine(load_model(model, o.show_progress, load_options(o)), o);
   // The FFN side runs in afd-ffn-server: this process needs only the embeddings and the attention weights.
   const unsigned parts = kWeightsEmbed | kWeightsAttn;
@@ -70,9 +77,8 @@ std::shared_ptr<AttnBackend> make_attn_backend(std::shared_ptr<const Bf16Weights
 }
 
 std::shared_ptr<FfnBackend> make_ffn_backend(std::shared_ptr<const Bf16Weights> w, const RuntimeOptions& o) {
-  check_ffn_device(o);
-  const bool gpu =
-      o.ffn_remote.empty() && (o.ffn_device == "gpu" || (o.ffn_device == "auto" && gpu_ffn_available()));
+  check_ffn_device(o.ffn_device);
+  const bool gpu = local_gpu_ffn(o);
   AFD_REQUIRE(!gpu || gpu_ffn_available(), "--ffn-device gpu: ",
 #if AFD_HAVE_GPU_FFN
               "no GPU is visible to this process"

@@ -35,6 +35,10 @@ struct RuntimeOptions {
 
 // True when this build has the GPU FFN and a GPU is present.
 bool gpu_ffn_available();
+// Throws afd::Error unless `device` is one of auto, cpu, gpu (an --ffn-device value).
+void check_ffn_device(const std::string& device);
+// Whether an --ffn-device value puts the FFN on a GPU here: gpu, or auto with a GPU available.
+bool ffn_device_is_gpu(const std::string& device);
 
 // A checkpoint directory, or a synthetic model (random weights of a preset's shapes).
 struct ModelSource {

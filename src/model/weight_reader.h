@@ -35,6 +35,8 @@ class WeightReader {
                 std::vector<float>& scales);
 
  private:
+  // Tensor `name`, which must have exactly `shape` (the error names the file, the tensor and both shapes).
+  const st::TensorInfo& tensor(const std::string& name, const std::vector<int64_t>& shape) const;
   template <typename T>
   void convert(const st::TensorInfo& t, int64_t slab, int64_t rows, int64_t cols, T* out);
   // The `_scale_inv` sibling of fp8 tensor t (slab < 0: a 2-D tensor), its shape and dtype checked.

@@ -144,12 +144,11 @@ void expert_gemms(const FfnLayerDev& L, int h, const FfnWorkspace& ws, cuda::Gem
   g.max_tiles = (rows + bm - 1) / bm + std::min(local, rows);
   g.a = ws.xn;
   g.a_rows = ws.row_token;
-  const auto scale_cols = [](int k) { return (k + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols; };
   g.w = L.experts_gate_up;
   g.w8 = L.experts_gate_up8;
   g.w8_scale = L.experts_gate_up_scale;
   g.w_stride = static_cast<int64_t>(2) * I * h;
-  g.w8_scale_stride = static_cast<int64_t>(2) * I * scale_cols(h);
+  g.w8_scale_stride = static_cast<int64_t>(2) * I * cuda::fp8_scale_cols(h);
   g.c = ws.act;
   g.n = 2 * I;
   g.k = h;
@@ -163,7 +162,7 @@ void expert_gemms(const FfnLayerDev& L, int h, const FfnWorkspace& ws, cuda::Gem
   g.w8 = L.experts_down8;
   g.w8_scale = L.experts_down_scale;
   g.w_stride = static_cast<int64_t>(h) * I;
-  g.w8_scale_stride = static_cast<int64_t>(h) * scale_cols(I);
+  g.w8_scale_stride = static_cast<int64_t>(h) * cuda::fp8_scale_cols(I);
   g.c = ws.y;
   g.n = h;
   g.k = I;

@@ -47,11 +47,9 @@ void put_gate_up(bf16* dst, const Linear<uint16_t>& gate, const Linear<uint16_t>
 struct Fp8Rows {
   std::vector<uint8_t> q;
   std::vector<float> s;
-  int scale_cols = 0;
 };
 void append_fp8_row(const Linear<uint16_t>& l, int r, int block_rows, Fp8Rows& out) {
-  const int sc = (l.in + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols;
-  out.scale_cols = sc;
+  const int sc = cuda::fp8_scale_cols(l.in);
   out.q.insert(out.q.end(), l.q8.begin() + static_cast<size_t>(r) * l.in, l.q8.begin() + static_cast<size_t>(r + 1) * l.in);
   out.s.insert(out.s.end(), l.s8.begin() + static_cast<size_t>(r / block_rows) * sc,
                l.s8.begin() + static_cast<size_t>(r / block_rows + 1) * sc);
@@ -129,8 +127,8 @@ void GpuFfn::place_weights(DeviceArena& a, bool upload, int lo, int count, bool 
     const size_t gu_elems = static_cast<size_t>(2) * I * h, d_elems = static_cast<size_t>(h) * I;
     // Kept-fp8 experts (all or none of a layer's) stay fp8 on the GPU: bytes plus per-row scales.
     const bool f8 = src.experts[0].gate.is_fp8();
-    const size_t gu_sc = static_cast<size_t>(2) * I * ((h + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols);
-    const size_t d_sc = static_cast<size_t>(h) * ((I + cuda::kFp8ScaleCols - 1) / cuda::kFp8ScaleCols);
+    const size_t gu_sc = static_cast<size_t>(2) * I * cuda::fp8_scale_cols(h);
+    const size_t d_sc = static_cast<size_t>(h) * cuda::fp8_scale_cols(I);
     bf16* gu = f8 ? nullptr : a.take<bf16>(gu_elems * count);
     bf16* dn = f8 ? nullptr : a.take<bf16>(d_elems * count);
     uint8_t* gu8 = f8 ? a.take<uint8_t>(gu_elems * count) : nullptr;
