@@ -3,6 +3,7 @@
 // non-fp8 checkpoint is unaffected, and the CPU FFN refuses kept-fp8 weights with a clear error.
 #include <catch2/catch.hpp>
 
+#include "../checkpoint_edit.h"
 #include "../test_util.h"
 #include "moe_gpu/cpu_ffn.h"
 #include "util/error.h"
@@ -60,6 +61,31 @@ TEST_CASE("kept fp8 experts dequantise to the bf16 load experts, other tensors l
   // A bf16 checkpoint is unaffected by the option.
   const auto plain = load_weights<uint16_t>(test::fixture_model("dsv3_tiny"), kWeightsFfn, false, keep);
   CHECK_FALSE(has_fp8_experts(*plain));
+}
+
+TEST_CASE("kept fp8 experts without their block scales or with a wrong shape are named", "[layouts][fp8]") {
+  LoadOptions keep;
+  keep.keep_fp8_experts = true;
+  test::TempDir dir;
+  const std::string src = test::fixture_model("dsv3_fp8_tiny");
+  SECTION("missing scales") {
+    test::rewrite_checkpoint(src, dir.path("m"), [](auto& ts) {
+      test::drop_tensor(ts, "model.layers.1.mlp.experts.2.down_proj.weight_scale_inv");
+    });
+    CHECK_THROWS_WITH(load_weights<uint16_t>(dir.path("m"), kWeightsFfn, false, keep),
+                      Catch::Contains("model.layers.1.mlp.experts.2.down_proj.weight_scale_inv") &&
+                          Catch::Contains("missing"));
+  }
+  SECTION("scales of the wrong shape") {
+    test::rewrite_checkpoint(src, dir.path("m"), [](auto& ts) {
+      test::OwnedTensor* s = test::find_tensor(ts, "model.layers.1.mlp.experts.2.gate_proj.weight_scale_inv");
+      REQUIRE(s != nullptr);
+      s->shape = {2, 1};  // [1, 2] in the checkpoint: same element count, wrong grid
+    });
+    CHECK_THROWS_WITH(load_weights<uint16_t>(dir.path("m"), kWeightsFfn, false, keep),
+                      Catch::Contains("model.layers.1.mlp.experts.2.gate_proj.weight_scale_inv") &&
+                          Catch::Contains("has shape"));
+  }
 }
 
 TEST_CASE("the CPU FFN refuses kept-fp8 experts, naming the option", "[ffn][fp8]") {
