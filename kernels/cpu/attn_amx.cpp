@@ -13,6 +13,12 @@
 // whose high half is position nt, for pv) comes from zero-padded scratch holding a copy of the valid part, since
 // 0 * NaN is NaN in TDPBF16PS. Score columns t >= nt read the block's padding and are never stored (scratch C).
 // Their prefetch hint (the next block) is spread over the k steps of the first row group.
+// qk_qpacked computes the transposed scores S^T[t][i] = K[t] . Q[i]: A = 16 K rows straight from the cache (row
+// stride = the cache's), B = the caller's Q^T pairs (packed once per work item, zero past the data), C = 16 tokens x
+// 16 query rows, transposed into S on the way out (transpose_scores16). So no per-block packing is left at all, and
+// one B tile feeds up to 4 token tiles. A tiles that would read past the data (the rows of a partial 16-token
+// group, the columns of a k step past d) come from zero-padded scratch copies of their valid part: TDPBF16PS gives
+// NaN for 0 * NaN, and the zero pairs of Q^T past d would meet whatever the cache holds there.
 #include <immintrin.h>
 
 #include <cstring>
@@ -41,10 +47,11 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tiles 0-3 (C, f32 16x16 each), 4 (A, 16 x 32 bf16), 5 (B, 16 pair rows x 16 dwords): all 16 rows of 64 bytes.
+// Tiles 0-3 (C, f32 16x16 each), 4 and 6 (A, 16 x 32 bf16; 6 only in qk_qpacked, so consecutive A loads there
+// need not wait for the product reading the previous one), 5 (B, 16 pair rows x 16 dwords): all 16 rows of 64 bytes.
 void configure_tiles() {
   TileConfig cfg;
-  for (int t = 0; t < 6; ++t) {
+  for (int t = 0; t < 7; ++t) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
@@ -239,6 +246,68 @@ void pv_run(const PvParams& p, Scratch& sc, const BRows& b, const PrefetchSpread
   _tile_release();
 }
 
+// Where the A rows of one 16-token group are for k step k0 (columns k0 .. k0 + 31): in `main` (row stride
+// main_stride elements) for k0 < k_main, else in the zero-padded scratch `tail` (its column k0 - k_main, row stride
+// tail_stride).
+struct ARows {
+  const uint16_t* main;
+  int64_t main_stride;
+  int k_main;
+  const uint16_t* tail;
+  int64_t tail_stride;
+  const uint16_t* at(int k0, int64_t& stride) const {
+    if (k0 < k_main) {
+      stride = main_stride;
+      return main + k0;
+    }
+    stride = tail_stride;
+    return tail + (k0 - k_main);
+  }
+};
+
+// S^T tiles of NC consecutive 16-token groups a[0 .. NC) (tokens t0 ..) against the `cols` query rows whose Q^T
+// pairs are the columns at b (pair-row stride ldb dwords), transposed into score rows 0 .. cols - 1 of s (row
+// stride ld), columns t0 .. below nt. One B load per k step feeds the NC products.
+template <int NC>
+void qt_tiles(float* s, int64_t ld, int nt, int t0, int cols, Scratch& sc, const ARows* a, int d32,
+              const uint32_t* b, int64_t ldb, const PrefetchSpread& pf) {
+  _tile_zero(0);
+  if constexpr (NC > 1) _tile_zero(1);
+  if constexpr (NC > 2) _tile_zero(2);
+  if constexpr (NC > 3) _tile_zero(3);
+  for (int k0 = 0; k0 < d32; k0 += 32) {
+    pf.step(k0 / 32);
+    _tile_loadd(5, b + static_cast<int64_t>(k0 / 2) * ldb, ldb * 4);
+    int64_t st;
+    const uint16_t* ap = a[0].at(k0, st);
+    _tile_loadd(4, ap, st * 2);
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (NC > 1) {
+      ap = a[1].at(k0, st);
+      _tile_loadd(6, ap, st * 2);
+      _tile_dpbf16ps(1, 6, 5);
+    }
+    if constexpr (NC > 2) {
+      ap = a[2].at(k0, st);
+      _tile_loadd(4, ap, st * 2);
+      _tile_dpbf16ps(2, 4, 5);
+    }
+    if constexpr (NC > 3) {
+      ap = a[3].at(k0, st);
+      _tile_loadd(6, ap, st * 2);
+      _tile_dpbf16ps(3, 6, 5);
+    }
+  }
+  _tile_stored(0, sc.c[0], 64);
+  if constexpr (NC > 1) _tile_stored(1, sc.c[1], 64);
+  if constexpr (NC > 2) _tile_stored(2, sc.c[2], 64);
+  if constexpr (NC > 3) _tile_stored(3, sc.c[3], 64);
+  for (int j = 0; j < NC; ++j) {
+    const int tj = t0 + 16 * j, rows = nt - tj < 16 ? nt - tj : 16;
+    transpose_scores16(sc.c[j], rows, cols, s + tj, ld);
+  }
+}
+
 }  // namespace
 
 void qk_bf16_amx(const QkParams& p) {
@@ -295,6 +364,52 @@ void pv_vpacked_amx(const PvPackedParams& p) {
   }
   const PvParams rp{p.p, nullptr, p.o, p.p_stride, 0, p.o_stride, p.nq, p.nt, p.dv};
   pv_run(rp, sc, {vp, p.vp_stride, k_main, sc.b, c16}, {p.prefetch, p.prefetch_bytes, 1});
+}
+
+// Tiles for any number of query rows: the Q^T pairs were packed by the caller, so there is nothing to amortise.
+void qk_qpacked_amx(const QkQPackedParams& p) {
+  Scratch& sc = scratch();
+  const int d32 = round_up(p.d, 32), k_main = p.d / 32 * 32, groups = (p.nt + 15) / 16;
+  const int tail_w = d32 - k_main;  // 0, or 32: the last k step reaches past d
+  // Scratch: a [16][tail_w] tail per full group, then the partial last group (nt % 16 rows) as [16][d32].
+  sc.a = sc.a_buf.get(static_cast<size_t>(groups) * 16 * tail_w + static_cast<size_t>(16) * d32);
+  ARows a[kMaxBlockRows / 16];
+  for (int g = 0; g < groups; ++g) {
+    const int t0 = 16 * g, rows = p.nt - t0 < 16 ? p.nt - t0 : 16;
+    const uint16_t* k = p.k + static_cast<int64_t>(t0) * p.k_stride;
+    if (rows == 16) {
+      uint16_t* tail = sc.a + static_cast<size_t>(g) * 16 * tail_w;
+      if (tail_w) {
+        std::memset(tail, 0, sizeof(uint16_t) * 16 * tail_w);
+        for (int r = 0; r < 16; ++r)
+          std::memcpy(tail + r * tail_w, k + r * p.k_stride + k_main, 2 * static_cast<size_t>(p.d - k_main));
+      }
+      a[g] = {k, p.k_stride, k_main, tail, tail_w};
+    } else {
+      uint16_t* part = sc.a + static_cast<size_t>(groups) * 16 * tail_w;
+      std::memset(part, 0, sizeof(uint16_t) * 16 * d32);
+      for (int r = 0; r < rows; ++r) std::memcpy(part + r * d32, k + r * p.k_stride, 2 * static_cast<size_t>(p.d));
+      a[g] = {nullptr, 0, 0, part, d32};
+    }
+  }
+  const PrefetchSpread pf(p.prefetch, p.prefetch_bytes, 1);  // issued by the first query tile, a part per 4 groups
+  const int passes = (groups + 3) / 4;
+  configure_tiles();
+  for (int i0 = 0; i0 < p.nq; i0 += 16) {
+    const int cols = p.nq - i0 < 16 ? p.nq - i0 : 16;
+    float* s = p.s + static_cast<int64_t>(i0) * p.s_stride;
+    const uint32_t* b = p.qt + i0;
+    for (int g0 = 0; g0 < groups; g0 += 4) {
+      const PrefetchSpread part = i0 == 0 ? pf.part(g0 / 4, passes, d32 / 32) : PrefetchSpread{};
+      switch (groups - g0) {
+        case 1: qt_tiles<1>(s, p.s_stride, p.nt, 16 * g0, cols, sc, a + g0, d32, b, p.qt_stride, part); break;
+        case 2: qt_tiles<2>(s, p.s_stride, p.nt, 16 * g0, cols, sc, a + g0, d32, b, p.qt_stride, part); break;
+        case 3: qt_tiles<3>(s, p.s_stride, p.nt, 16 * g0, cols, sc, a + g0, d32, b, p.qt_stride, part); break;
+        default: qt_tiles<4>(s, p.s_stride, p.nt, 16 * g0, cols, sc, a + g0, d32, b, p.qt_stride, part); break;
+      }
+    }
+  }
+  _tile_release();
 }
 
 }  // namespace afd::cpu

@@ -2,6 +2,7 @@
 // bf16 -> f32 is a 16-bit left shift; tiles of 4 query rows share each loaded K/V vector. The pair-layout kernels
 // (qk_kpacked, pv_vpacked) split each loaded dword pair into its low (<< 16) and high (& 0xffff0000) bf16 as f32
 // and FMA them with the broadcast q / P value of that half: 8 outputs per instruction, no horizontal sums.
+// qk_qpacked is qk on the Q rows (its loops broadcast K, so Q^T in pairs would not help them).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -220,6 +221,12 @@ void pv_bf16_avx2(const PvParams& p) {
       }
     }
   }
+}
+
+// The prefetch hint is issued at once, before the products (what the caller did before the hint existed).
+void qk_qpacked_avx2(const QkQPackedParams& p) {
+  PrefetchSpread(p.prefetch, p.prefetch_bytes, 1).step(0);
+  qk_bf16_avx2({p.q, p.k, p.s, p.q_stride, p.k_stride, p.s_stride, p.nq, p.nt, p.d});
 }
 
 // 16 positions per pass: lanes t >= nt read the block's padding (kp_stride >= round_up(nt, 16)), are computed

@@ -12,6 +12,8 @@
 // lanes past nt there are computed from anything and never stored (masked stores); V loads are masked to the dv
 // columns, and the odd last V pair row has its high half (position nt, anything) zeroed before the product. Their
 // prefetch hint (the next block) is issued a few lines per step by the first row group (attn_prefetch.h).
+// qk_qpacked with 9..16 query rows runs qk_keys16 on the caller's Q^T pairs (no per-block Q packing), otherwise qk
+// on the Q rows. transpose_scores16 (attn_pack.h) turns the AMX kernel's S^T tiles into score rows.
 #include <immintrin.h>
 
 #include <cstring>
@@ -215,12 +217,21 @@ void pv_all_cols(const PvParams& p, const uint32_t* vp, int stride, const Prefet
   });
 }
 
+// s[i][t] = column i of the 16 x 16 dword block rows (rows[t] holds key row t's scores of 16 query rows), for
+// i < nq and t < nt (<= 16); rows is clobbered.
+void store_transposed(__m512i rows[16], int nt, int nq, float* s, int64_t s_stride) {
+  transpose16(rows);  // rows[i] dword t = score of query row i against key row t
+  const __mmask16 m = mask16(nt);
+  for (int i = 0; i < nq; ++i) _mm512_mask_storeu_ps(s + i * s_stride, m, _mm512_castsi512_ps(rows[i]));
+}
+
 // Few query rows (9..16, e.g. one decoding token of a 16-head MLA model): the roles swap. Q is packed instead of K
-// (qp[j][i], 16 rows x ceil(d/2) pairs: a quarter of the transposes of packing a 64-row K block), each K pair is
-// broadcast, and one accumulator holds the 16 rows' scores of one key row t. 16 key rows at a time; their 16
-// accumulators are transposed once into score rows. K rows past nt are never loaded.
+// (qp[j][i], 16 rows x ceil(d/2) pairs, pair row stride qp_stride dwords: a quarter of the transposes of packing
+// a 64-row K block, or none when the caller packed it once: qk_qpacked), each K pair is broadcast, and one
+// accumulator holds the 16 rows' scores of one key row t. 16 key rows at a time; their 16 accumulators are
+// transposed once into score rows. K rows past nt are never loaded. pf: prefetched a few lines per pair step.
 template <int R>
-void qk_keys16(const QkParams& p, const uint32_t* qp, int t0) {
+void qk_keys16(const QkParams& p, const uint32_t* qp, int qp_stride, int t0, const PrefetchSpread& pf) {
   const int full = p.d / 2;
   __m512 acc[16];
 #pragma GCC unroll 16
@@ -229,7 +240,8 @@ void qk_keys16(const QkParams& p, const uint32_t* qp, int t0) {
 #pragma GCC unroll 16
   for (int r = 0; r < 16; ++r) k[r] = p.k + static_cast<int64_t>(t0 + (r < R ? r : 0)) * p.k_stride;
   auto step = [&](int j, bool only_low) {
-    const __m512bh qv = as_bh(_mm512_load_si512(qp + static_cast<int64_t>(j) * 16));
+    pf.step(j);
+    const __m512bh qv = as_bh(_mm512_loadu_si512(qp + static_cast<int64_t>(j) * qp_stride));
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbf16_ps(acc[r], as_bh(pair_at(k[r], j, only_low)), qv);
   };
@@ -238,32 +250,31 @@ void qk_keys16(const QkParams& p, const uint32_t* qp, int t0) {
   __m512i rows[16];
 #pragma GCC unroll 16
   for (int r = 0; r < 16; ++r) rows[r] = _mm512_castps_si512(acc[r]);
-  transpose16(rows);  // rows[i] dword r = score of query row i against key row t0 + r
-  const __mmask16 m = mask16(R);
-  for (int i = 0; i < p.nq; ++i)
-    _mm512_mask_storeu_ps(p.s + static_cast<int64_t>(i) * p.s_stride + t0, m, _mm512_castsi512_ps(rows[i]));
+  store_transposed(rows, R, p.nq, p.s + t0, p.s_stride);
 }
 
-void qk_few_rows(const QkParams& p, uint32_t* qp) {
-  pack_k_pairs(p.q, p.q_stride, p.nq, p.d, qp, 16);
+// Every key row of p (nq <= 16) against the Q pairs qp; pf: a part per 16 key rows.
+void qk_keys(const QkParams& p, const uint32_t* qp, int qp_stride, const PrefetchSpread& pf = {}) {
+  const int groups = (p.nt + 15) / 16, steps = (p.d + 1) / 2;
   int t0 = 0;
-  for (; t0 + 16 <= p.nt; t0 += 16) qk_keys16<16>(p, qp, t0);
+  for (; t0 + 16 <= p.nt; t0 += 16) qk_keys16<16>(p, qp, qp_stride, t0, pf.part(t0 / 16, groups, steps));
+  const PrefetchSpread last = pf.part(t0 / 16, groups, steps);
   switch (p.nt - t0) {
-    case 1: qk_keys16<1>(p, qp, t0); break;
-    case 2: qk_keys16<2>(p, qp, t0); break;
-    case 3: qk_keys16<3>(p, qp, t0); break;
-    case 4: qk_keys16<4>(p, qp, t0); break;
-    case 5: qk_keys16<5>(p, qp, t0); break;
-    case 6: qk_keys16<6>(p, qp, t0); break;
-    case 7: qk_keys16<7>(p, qp, t0); break;
-    case 8: qk_keys16<8>(p, qp, t0); break;
-    case 9: qk_keys16<9>(p, qp, t0); break;
-    case 10: qk_keys16<10>(p, qp, t0); break;
-    case 11: qk_keys16<11>(p, qp, t0); break;
-    case 12: qk_keys16<12>(p, qp, t0); break;
-    case 13: qk_keys16<13>(p, qp, t0); break;
-    case 14: qk_keys16<14>(p, qp, t0); break;
-    case 15: qk_keys16<15>(p, qp, t0); break;
+    case 1: qk_keys16<1>(p, qp, qp_stride, t0, last); break;
+    case 2: qk_keys16<2>(p, qp, qp_stride, t0, last); break;
+    case 3: qk_keys16<3>(p, qp, qp_stride, t0, last); break;
+    case 4: qk_keys16<4>(p, qp, qp_stride, t0, last); break;
+    case 5: qk_keys16<5>(p, qp, qp_stride, t0, last); break;
+    case 6: qk_keys16<6>(p, qp, qp_stride, t0, last); break;
+    case 7: qk_keys16<7>(p, qp, qp_stride, t0, last); break;
+    case 8: qk_keys16<8>(p, qp, qp_stride, t0, last); break;
+    case 9: qk_keys16<9>(p, qp, qp_stride, t0, last); break;
+    case 10: qk_keys16<10>(p, qp, qp_stride, t0, last); break;
+    case 11: qk_keys16<11>(p, qp, qp_stride, t0, last); break;
+    case 12: qk_keys16<12>(p, qp, qp_stride, t0, last); break;
+    case 13: qk_keys16<13>(p, qp, qp_stride, t0, last); break;
+    case 14: qk_keys16<14>(p, qp, qp_stride, t0, last); break;
+    case 15: qk_keys16<15>(p, qp, qp_stride, t0, last); break;
     default: break;
   }
 }
@@ -310,7 +321,9 @@ void qk_bf16_avx512(const QkParams& p) {
   Scratch& sc = scratch();
   const int p16 = round_up((p.d + 1) / 2, 16), t16 = round_up(p.nt, 16);
   if (p.nq > kRowGroup && p.nq <= 16 && p.nt >= 16) {  // see qk_keys16
-    qk_few_rows(p, sc.kp.get(static_cast<size_t>(p16) * 16));
+    uint32_t* qp = sc.kp.get(static_cast<size_t>(p16) * 16);
+    pack_k_pairs(p.q, p.q_stride, p.nq, p.d, qp, 16);
+    qk_keys(p, qp, 16);
     return;
   }
   uint32_t* kp = sc.kp.get(static_cast<size_t>(p16) * t16);
@@ -324,6 +337,22 @@ void pv_bf16_avx512(const PvParams& p) {
   uint32_t* vp = sc.vp.get(static_cast<size_t>(tp) * c16 + 16);
   pack_v_pairs(p.v, p.v_stride, p.nt, p.dv, vp, c16);
   pv_all_cols(p, vp, c16);
+}
+
+void transpose_scores16(const float* c, int nt, int nq, float* s, int64_t s_stride) {
+  __m512i rows[16];
+  for (int r = 0; r < 16; ++r) rows[r] = _mm512_loadu_si512(c + 16 * r);
+  store_transposed(rows, nt, nq, s, s_stride);
+}
+
+// 9..16 rows: qk_keys16 over the caller's Q^T pairs (its qp layout with stride qt_stride). Otherwise qk on the Q
+// rows: with 8 rows or fewer, 16 score lanes per instruction from packed K beat broadcasting K pairs into 8 or
+// fewer of 16 lanes, and more than 16 rows amortise the K packing. There the hint is issued at once, up front.
+void qk_qpacked_avx512(const QkQPackedParams& p) {
+  const QkParams rp{p.q, p.k, p.s, p.q_stride, p.k_stride, p.s_stride, p.nq, p.nt, p.d};
+  if (p.nq > kRowGroup && p.nq <= 16) return qk_keys(rp, p.qt, p.qt_stride, {p.prefetch, p.prefetch_bytes, 1});
+  PrefetchSpread(p.prefetch, p.prefetch_bytes, 1).step(0);
+  qk_bf16_avx512(rp);
 }
 
 // The row kernels' loops read q, s, nq, nt, d (resp. p, o, nq, nt, dv) from the params and K / V only through kp /

@@ -8,6 +8,9 @@
 // rows past nt may hold anything (NaN in the tests) and must not influence the result.
 // qk_kpacked / pv_vpacked are the same products over K / V already stored in the dword-pair layouts of the paged
 // cache (attn_cpu/kv_cache.h, KvRowLayout::kPairs), so a decode step reads the cache without repacking it.
+// qk_qpacked is qk over K rows (KvRowLayout::kRows, e.g. MLA) with Q^T also given in the dword-pair layout, packed
+// once per work item (pack_qt_pairs): with few query rows the AMX kernel computes S^T = K . Q^T with the K rows as
+// the A tiles straight from the cache, instead of packing K^T into pairs per block for only those few rows.
 #pragma once
 
 #include <cstdint>
@@ -68,6 +71,31 @@ struct PvPackedParams {
   int64_t prefetch_bytes = 0;
 };
 
+// Q^T in pairs (pack_qt_pairs): the pair (Q[i][2j], Q[i][2j+1]) is the dword qt[j * qt_stride + i], for
+// j < qt_pair_rows(d) and i < qt_stride = qt_cols(nq); pairs past the data (i >= nq, and the high half of the last
+// pair when d is odd, and pair rows j >= (d + 1) / 2) are zero, so they contribute exact zeros to AMX tile products.
+// q and qt hold the same Q: each ISA reads the form its loops want (AMX and, with 9..16 rows, AVX-512: qt).
+struct QkQPackedParams {
+  const uint16_t* q = nullptr;   // [nq, d] bf16, row stride q_stride elements
+  const uint32_t* qt = nullptr;  // [qt_pair_rows(d)][qt_stride] dword pairs of the same Q
+  const uint16_t* k = nullptr;   // [nt, d] bf16, row stride k_stride elements; rows past nt may hold anything
+  float* s = nullptr;            // [nq, nt] f32 out, row stride s_stride elements (overwritten)
+  int q_stride = 0, qt_stride = 0, k_stride = 0, s_stride = 0;  // qt_stride in dwords, = qt_cols(nq)
+  int nq = 0;                    // query rows, >= 1
+  int nt = 0;                    // key rows, 1..kMaxBlockRows
+  int d = 0;                     // dot length, 1..kMaxRowWidth
+  const void* prefetch = nullptr;  // optional hint, as in QkPackedParams (the next block's rows)
+  int64_t prefetch_bytes = 0;
+};
+
+// Shape of the Q^T pair buffer of qk_qpacked: pair rows (d / 2 rounded up to whole 16-row B tiles) and columns
+// (query rows rounded up to whole 16-column B tiles); qt_pair_rows(d) * qt_cols(nq) dwords in all.
+constexpr int qt_pair_rows(int d) { return (d + 31) / 32 * 16; }
+constexpr int qt_cols(int nq) { return (nq + 15) / 16 * 16; }
+// qt = Q^T in pairs, every one of its qt_pair_rows(d) * qt_cols(nq) dwords written (zero past the data). Plain
+// code for any CPU (attn_scalar.cpp); a caller packs once per work item and reuses qt for every block.
+void pack_qt_pairs(const uint16_t* q, int q_stride, int nq, int d, uint32_t* qt);
+
 struct SoftmaxParams {
   float* s = nullptr;           // [nq, nt] raw scores (clobbered), row stride s_stride elements
   uint16_t* p = nullptr;        // [nq, nt] bf16 out: e^(s * scale - m_new), 0 where t is not visible
@@ -93,6 +121,7 @@ struct AttnKernels {
   void (*softmax)(const SoftmaxParams&) = nullptr;
   void (*qk_kpacked)(const QkPackedParams&) = nullptr;
   void (*pv_vpacked)(const PvPackedParams&) = nullptr;
+  void (*qk_qpacked)(const QkQPackedParams&) = nullptr;
 };
 
 // The kernels of `isa`, or nullptr when this CPU cannot run them (cpu_supports(isa) is false).
@@ -117,5 +146,9 @@ void qk_kpacked_avx512(const QkPackedParams& p);
 void pv_vpacked_avx512(const PvPackedParams& p);
 void qk_kpacked_amx(const QkPackedParams& p);
 void pv_vpacked_amx(const PvPackedParams& p);
+void qk_qpacked_scalar(const QkQPackedParams& p);
+void qk_qpacked_avx2(const QkQPackedParams& p);
+void qk_qpacked_avx512(const QkQPackedParams& p);
+void qk_qpacked_amx(const QkQPackedParams& p);
 
 }  // namespace afd::cpu

@@ -1,4 +1,5 @@
-// The scalar reference of the attention kernels: plain loops in the order the math is written.
+// The scalar reference of the attention kernels: plain loops in the order the math is written. Also the Q^T pair
+// packing of qk_qpacked (pack_qt_pairs), which callers run on any CPU.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -58,6 +59,35 @@ void qk_kpacked_scalar(const QkPackedParams& p) {
 void pv_vpacked_scalar(const PvPackedParams& p) {
   pv_ref(p.p, p.p_stride, p.o, p.o_stride, p.nq, p.nt, p.dv,
          [&](int t, int c) { return p.vp[2 * (static_cast<int64_t>(t / 2) * p.vp_stride + c) + t % 2]; });
+}
+
+// Q[i][c] = qt[(c / 2) * qt_stride + i], low half for even c, high half for odd c.
+void qk_qpacked_scalar(const QkQPackedParams& p) {
+  const uint16_t* q = reinterpret_cast<const uint16_t*>(p.qt);
+  for (int i = 0; i < p.nq; ++i) {
+    for (int t = 0; t < p.nt; ++t) {
+      const uint16_t* k = p.k + static_cast<int64_t>(t) * p.k_stride;
+      float s = 0.0f;
+      for (int d = 0; d < p.d; ++d)
+        s += bf16_to_f32(q[2 * (static_cast<int64_t>(d / 2) * p.qt_stride + i) + d % 2]) * bf16_to_f32(k[d]);
+      p.s[static_cast<int64_t>(i) * p.s_stride + t] = s;
+    }
+  }
+}
+
+void pack_qt_pairs(const uint16_t* q, int q_stride, int nq, int d, uint32_t* qt) {
+  const int rows = qt_pair_rows(d), cols = qt_cols(nq);
+  for (int j = 0; j < rows; ++j) {
+    for (int i = 0; i < cols; ++i) {
+      uint32_t pair = 0;  // little-endian, as the pair layouts: Q[i][2j] in the low half
+      if (i < nq) {
+        const uint16_t* r = q + static_cast<int64_t>(i) * q_stride;
+        if (2 * j < d) pair = r[2 * j];
+        if (2 * j + 1 < d) pair |= static_cast<uint32_t>(r[2 * j + 1]) << 16;
+      }
+      qt[static_cast<int64_t>(j) * cols + i] = pair;
+    }
+  }
 }
 
 void softmax_f32_scalar(const SoftmaxParams& p) {

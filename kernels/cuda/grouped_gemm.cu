@@ -304,8 +304,12 @@ const char* gemm_tile_name(GemmTile t) {
 // expert the 16-row tiles stream weights at 0.95-0.97 of the copy rate (V3) and 16x64 is never worse than the others
 // by more than noise; from 24 to 64 rows 64x128 and 16x64 tie; at 128-384 rows 64x128 and 128x256 are within
 // run-to-run noise (up to 10%) of each other, 128x256 more often ahead. 128x128 is never best.
-GemmTile gemm_tile_for_rows(double rows_per_group) {
-  if (rows_per_group <= 16) return GemmTile::kM16N64;
+// fp8 weights (bench/RESULTS.md, "Weight-only fp8 experts"): at 24 rows per expert (V2-Lite, 256 tokens) the
+// 64x128 tile ran 0.68x the bf16 layer; 16-row tiles stream each expert's e4m3 bytes twice there, which is the
+// bf16 tile's byte count, so they are used up to kFp8M16Rows rows.
+constexpr double kFp8M16Rows = 32;
+GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights) {
+  if (rows_per_group <= 16 || (fp8_weights && rows_per_group <= kFp8M16Rows)) return GemmTile::kM16N64;
   if (rows_per_group < 128) return GemmTile::kM64;
   return GemmTile::kM128N256;
 }

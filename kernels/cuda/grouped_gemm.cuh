@@ -25,7 +25,9 @@ constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16,  GemmTile::kM16N64, GemmTi
                                       GemmTile::kM64,  GemmTile::kM128,   GemmTile::kM128N256};
 int gemm_tile_rows(GemmTile t);             // BM of the tile: 16, 64 or 128
 const char* gemm_tile_name(GemmTile t);     // "16x128" etc.
-GemmTile gemm_tile_for_rows(double rows_per_group);
+// fp8_weights: the weights are e4m3 (GroupedGemmParams::w8), converted per k stage: the conversion is shared by
+// the rows of a tile, which moves the point where taller tiles pay off.
+GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights = false);
 
 struct GroupedGemmParams {
   const __nv_bfloat16* a;        // [a_row_count, k] row-major activations

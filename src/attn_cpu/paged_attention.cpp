@@ -26,6 +26,7 @@ PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels
   scratch_.resize(std::max(1, workers));
   for (Scratch& s : scratch_) {
     s.q.resize(static_cast<size_t>(kMaxRows) * l.k_dim);
+    s.qt.resize(static_cast<size_t>(cpu::qt_pair_rows(l.k_dim)) * cpu::qt_cols(kMaxQPackedRows));
     s.s.resize(static_cast<size_t>(kMaxRows) * l.block_size);
     s.p.resize(static_cast<size_t>(kMaxRows) * l.block_size);
   }
@@ -95,6 +96,8 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
   }
   std::fill_n(acc, static_cast<int64_t>(it.rows) * p.v_dim, 0.0f);
   const bool pairs = lay.row_layout == KvRowLayout::kPairs;
+  const bool q_pairs = !pairs && it.rows <= kMaxQPackedRows;  // see kMaxQPackedRows; qt then serves every block
+  if (q_pairs) cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
   // kPairs: whole blocks from the block start; the positions before kv_begin in the first block are below every
   // row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them. kRows: from kv_begin.
   for (int t0 = pairs ? it.kv_begin / bs * bs : it.kv_begin; t0 < it.kv_end;) {
@@ -103,7 +106,8 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     // Decode is a stream over the cache: the next block is fetched while this one computes (the hardware
     // prefetcher stops at each 4 KiB page, and a block is a few pages). kPairs: the kernels spread the prefetch of
     // the next block's K / V section over their loops (a whole block issued at once stalls the core until its
-    // line-fill buffers drain); kRows: the K section, then (GQA) the V rows after it, all here.
+    // line-fill buffers drain); kRows: the K section, then (GQA) the V rows after it, handed to qk_qpacked as its
+    // hint (the AMX and AVX-512 kernels spread it) or, with more rows, all issued here.
     const int tn = t0 + nt, nn = std::min(bs, it.kv_end - tn);  // the next block: positions [tn, tn + nn)
     const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
     if (pairs) {
@@ -115,12 +119,18 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       }
       kernels_->qk_kpacked(qp);
     } else {
-      if (next >= 0) {
-        const int64_t run = p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
-        prefetch_rows(cache_.k_rows(next, p.layer, it.kv_head), run);
+      const uint16_t* k = cache_.k_row(block, p.layer, it.kv_head, off);
+      const uint16_t* next_rows = next >= 0 ? cache_.k_rows(next, p.layer, it.kv_head) : nullptr;
+      const int64_t run = next < 0 ? 0
+                          : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
+                                     : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
+      if (q_pairs) {
+        kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data(), p.qk_dim, cpu::qt_cols(it.rows), lay.k_dim,
+                              bs, it.rows, nt, p.qk_dim, next_rows, run * 2});
+      } else {
+        if (next >= 0) prefetch_rows(next_rows, run);
+        kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
       }
-      kernels_->qk({sc.q.data(), cache_.k_row(block, p.layer, it.kv_head, off), sc.s.data(), p.qk_dim, lay.k_dim, bs,
-                    it.rows, nt, p.qk_dim});
     }
     // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r
     // in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled first.

@@ -36,6 +36,10 @@ struct AttnCoreParams {
 class PagedAttention {
  public:
   static constexpr int kMaxRows = 128;  // query rows per work item (the tile): all 128 MLA heads of a token
+  // kRows items with at most this many query rows (MLA decode with 16 heads, GQA decode in the rows layout) pack
+  // Q^T into pairs once and run qk_qpacked per block: the AMX kernel then reads K rows straight from the cache
+  // instead of packing K^T per block for one 16-row tile. More rows amortise that packing (qk), as in V3 decode.
+  static constexpr int kMaxQPackedRows = 16;
 
   // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
   PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk);
@@ -54,6 +58,7 @@ class PagedAttention {
   };
   struct Scratch {                 // per worker, sized at construction
     std::vector<uint16_t> q;       // [kMaxRows][qk_dim]
+    std::vector<uint32_t> qt;      // Q^T pairs of a tile of <= kMaxQPackedRows rows (cpu::pack_qt_pairs)
     std::vector<float> s;          // [kMaxRows][block_size]
     std::vector<uint16_t> p;       // [kMaxRows][block_size]
   };

@@ -15,11 +15,13 @@ Engine::Engine(std::shared_ptr<AttnBackend> attn, std::shared_ptr<FfnBackend> ff
           [&] {
             SchedulerOptions s = opt.scheduler;
             if (s.max_context <= 0) s.max_context = attn_->config().max_position_embeddings;
+            s.lanes = opt.micro_batches;
             return s;
           }(),
           // GenRequest::synthetic_context: the attention side fills the KV cache it owns.
           [this](int slot, int len, uint64_t seed) { attn_->fill_synthetic(slot, len, seed); }),
-      pipe_(*attn_, *ffn_, opt.micro_batches) {
+      pipe_(*attn_, *ffn_, opt.micro_batches),
+      lane_round_(opt.micro_batches, 0) {
   AFD_REQUIRE(opt.scheduler.max_step_tokens >= opt.scheduler.max_batch, "max_step_tokens (",
               opt.scheduler.max_step_tokens, ") must be at least max_batch (", opt.scheduler.max_batch, ")");
   AFD_REQUIRE(attn_->config().num_layers == ffn_->config().num_layers &&
@@ -67,48 +69,56 @@ void Engine::finish(std::unique_ptr<Sequence> s) {
   finished_.push_back(std::move(s));
 }
 
-bool Engine::step() {
-  {
-    std::lock_guard<std::mutex> l(in_mu_);
-    while (!incoming_.empty()) {
-      sched_.add(std::move(incoming_.front()));
-      incoming_.pop_front();
-    }
-    for (int64_t id : cancels_) sched_.cancel(id);
-    cancels_.clear();
+void Engine::take_incoming() {
+  std::lock_guard<std::mutex> l(in_mu_);
+  while (!incoming_.empty()) {
+    sched_.add(std::move(incoming_.front()));
+    incoming_.pop_front();
   }
-  std::vector<std::unique_ptr<Sequence>> done;
-  // A request that asks for no new tokens finishes once its prompt is cached (or at once if it is not scoring).
-  const std::vector<StepItem> items = sched_.plan(done);
+  for (int64_t id : cancels_) sched_.cancel(id);
+  cancels_.clear();
+}
+
+void Engine::finish_all(std::vector<std::unique_ptr<Sequence>>& done) {
   for (auto& s : done) finish(std::move(s));
   done.clear();
-  if (items.empty()) return false;
+}
 
-  const bool keep = opt_.trace && static_cast<int>(traced_.size()) < opt_.trace_steps;
-  try {
-    last_ = pipe_.run(items, sampled_, keep);
-  } catch (const std::exception& e) {
-    // A backend failed mid-step (e.g. a remote FFN side went away): the step's sequences have a partial step in
-    // the KV cache, so they end now, failed with the reason; the engine stays usable for new requests.
-    for (const StepItem& it : items) {
-      it.seq->finish = FinishReason::kFailed;
-      it.seq->error = e.what();
-    }
-    sched_.retire(done);
-    for (auto& s : done) finish(std::move(s));
-    throw;
+bool Engine::round_running() const {
+  for (int l = 0; l < pipe_.lanes(); ++l)
+    if (pipe_.in_flight(l) && lane_round_[l] <= round_) return true;
+  return false;
+}
+
+// Plans and starts every idle lane that has work. A request that asks for no new tokens finishes once its prompt is
+// cached (or at once if it is not scoring).
+void Engine::start_idle_lanes(int64_t round) {
+  std::vector<std::unique_ptr<Sequence>> done;
+  for (int l = 0; l < pipe_.lanes(); ++l) {
+    if (pipe_.in_flight(l)) continue;
+    std::vector<StepItem> items = sched_.plan(l, done);
+    if (items.empty()) continue;
+    pipe_.start(l, std::move(items));
+    lane_round_[l] = round;
   }
-  last_.step = steps_++;
-  totals_.add(last_);
-  if (keep) traced_.push_back(last_);
+  finish_all(done);
+}
 
+// A lane's step has finished: its tokens are delivered, finished sequences leave, and the lanes are evened out.
+void Engine::collect_lane(int lane, StepStats& st) {
+  const std::vector<StepItem>& items = pipe_.items(lane);
+  const std::vector<int32_t>& sampled = pipe_.sampled(lane);
+  ++st.micro_batches;
+  st.sequences += static_cast<int>(items.size());
   const auto& eos = config().eos_token_ids;
   for (size_t i = 0; i < items.size(); ++i) {
     Sequence& s = *items[i].seq;
+    st.tokens += items[i].count;
     s.cached += items[i].count;
+    if (s.finish != FinishReason::kNone) continue;  // cancelled while its step ran
     if ((s.req.score_only || s.req.max_new_tokens == 0) && !s.prefilling()) s.finish = FinishReason::kLength;
     if (!items[i].sample) continue;
-    const int32_t t = sampled_[i];
+    const int32_t t = sampled[i];
     s.tokens.push_back(t);
     ++s.generated;
     if (!s.req.ignore_eos && std::find(eos.begin(), eos.end(), t) != eos.end())
@@ -117,8 +127,51 @@ bool Engine::step() {
       s.finish = FinishReason::kLength;
     if (s.on_token) s.on_token(s.id, t, s.finish);
   }
-  sched_.retire(done);
-  for (auto& s : done) finish(std::move(s));
+  std::vector<std::unique_ptr<Sequence>> done;
+  sched_.collect(lane, items, done);
+  finish_all(done);
+}
+
+bool Engine::step() {
+  take_incoming();
+  const bool continuing = pipe_.any_in_flight();
+  StepStats st;
+  st.begin = continuing ? round_end_ : Clock::now();
+  const bool keep = opt_.trace && static_cast<int>(traced_.size()) < opt_.trace_steps;
+  pipe_.set_keep_spans(keep);
+  try {
+    start_idle_lanes(round_);
+    if (!pipe_.any_in_flight()) return false;
+    while (round_running()) {
+      const int lane = pipe_.run_until_lane_done();
+      collect_lane(lane, st);
+      // Its next step starts now if this round's other lanes are still running (their last layers overlap it);
+      // else at the next call.
+      if (round_running()) {
+        take_incoming();
+        start_idle_lanes(round_ + 1);
+      }
+    }
+  } catch (const std::exception& e) {
+    // A backend failed mid-step (e.g. a remote FFN side went away): the pipeline is drained, and the sequences
+    // that were in a step have a partial step in the KV cache, so they end now, failed with the reason; the engine
+    // stays usable for new requests.
+    std::vector<std::unique_ptr<Sequence>> done;
+    sched_.fail_in_flight(e.what(), done);
+    finish_all(done);
+    round_end_ = Clock::now();
+    ++round_;
+    throw;
+  }
+  round_end_ = Clock::now();
+  st.step_s = std::chrono::duration<double>(round_end_ - st.begin).count();
+  pipe_.take_busy(st);
+  if (!keep) st.spans.clear();
+  st.step = steps_++;
+  ++round_;
+  totals_.add(st);
+  last_ = st;
+  if (keep) traced_.push_back(std::move(st));
   return true;
 }
 

@@ -1,5 +1,11 @@
 // The AFD engine: an attention backend and an FFN backend joined by the micro-batch pipeline, fed by the
 // continuous-batching scheduler. Thread-safe submit/cancel; step() runs on one driver thread.
+//
+// A step is a round of the pipeline's lanes: every lane with work runs one step of its sequences (decode: one token
+// each). Rounds are not separated by a barrier: a lane that finishes early starts its next step at once (inside the
+// same step() call), so the last lane's final layers overlap the first layers of the next round; step() returns
+// when every lane has finished its step of this round. Statistics of a round cover the wall time since the previous
+// round ended (or since step() was called, when nothing was running).
 #pragma once
 
 #include <atomic>
@@ -39,7 +45,7 @@ class Engine {
   int64_t submit(GenRequest r, TokenCallback cb = {});
   void cancel(int64_t id);  // safe from any thread; takes effect at the next step
 
-  // One scheduler step (admit, plan, run the pipeline, deliver tokens). Returns false when there was nothing to do.
+  // One round (admit, plan each lane, run the pipeline, deliver tokens). Returns false when there was nothing to do.
   bool step();
   void run_until_idle();
   bool idle();
@@ -57,6 +63,11 @@ class Engine {
 
  private:
   void finish(std::unique_ptr<Sequence> s);
+  void take_incoming();
+  void finish_all(std::vector<std::unique_ptr<Sequence>>& done);
+  void start_idle_lanes(int64_t round);
+  void collect_lane(int lane, StepStats& st);
+  bool round_running() const;  // a lane of the current round is still in flight
 
   std::shared_ptr<AttnBackend> attn_;
   std::shared_ptr<FfnBackend> ffn_;
@@ -68,7 +79,9 @@ class Engine {
   std::vector<int64_t> cancels_;
   std::atomic<int64_t> next_id_{1};
   std::vector<std::unique_ptr<Sequence>> finished_;
-  std::vector<int32_t> sampled_;
+  std::vector<int64_t> lane_round_;  // the round of each lane's step in flight
+  int64_t round_ = 0;
+  Clock::time_point round_end_;      // when the previous round ended
   StatsTotals totals_;
   StepStats last_;
   std::vector<StepStats> traced_;

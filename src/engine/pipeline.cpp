@@ -6,29 +6,10 @@
 
 namespace afd::engine {
 
-// One micro-batch: the sequences' tokens back to back, in the layout AttnBatch describes.
-struct Pipeline::MicroBatch {
-  std::vector<int> items;                       // indices into the step's items
-  std::vector<int32_t> ids, slot, start, cached;
-  uint16_t* x = nullptr;                        // [tokens, hidden] bf16 residual stream, from ffn.alloc_host
-  size_t x_cap = 0;                             // elements x holds
-  std::vector<uint16_t> rows;                   // gathered rows to sample
-  std::vector<SamplingParams> params;
-  std::vector<uint64_t> steps;
-  std::vector<int32_t> out_ids;
-  std::vector<int> out_item;
-  double cost = 0;
-  AttnBatch batch() const {
-    return {static_cast<int>(ids.size()), static_cast<int>(slot.size()), slot.data(), start.data(), cached.data()};
-  }
-};
-
-Pipeline::Pipeline(AttnBackend& attn, FfnBackend& ffn, int micro_batches)
-    : attn_(attn), ffn_(ffn), max_mb_(micro_batches) {
-  AFD_REQUIRE(micro_batches >= 1 && micro_batches <= 16, "micro_batches = ", micro_batches, " must be in 1..16");
-  mbs_.resize(max_mb_);
-  attn_done_.assign(max_mb_, 0);
-  ffn_done_.assign(max_mb_, 0);
+Pipeline::Pipeline(AttnBackend& attn, FfnBackend& ffn, int lanes)
+    : attn_(attn), ffn_(ffn), layers_(attn.config().num_layers) {
+  AFD_REQUIRE(lanes >= 1 && lanes <= 16, "micro_batches = ", lanes, " must be in 1..16");
+  lanes_.resize(lanes);
   ffn_thread_ = std::thread([this] { ffn_loop(); });
 }
 
@@ -39,194 +20,174 @@ Pipeline::~Pipeline() {
   }
   cv_.notify_all();
   ffn_thread_.join();
-  for (auto& m : mbs_)
+  for (auto& m : lanes_)
     if (m.x) ffn_.free_host(m.x);
 }
 
-// Longest-processing-time split: sequences (kept whole) go to the micro-batch with the least cost so far. The cost
-// weighs both sides: tokens (FFN work) and positions attended over (attention work).
-void Pipeline::split(const std::vector<StepItem>& items) {
-  active_ = std::min<int>(max_mb_, static_cast<int>(items.size()));
-  for (auto& m : mbs_) {
-    m.items.clear();
-    m.cost = 0;
-  }
-  std::vector<int> order(items.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  auto cost = [&](int i) { return items[i].count * (1.0 + (items[i].seq->cached + items[i].count) / 512.0); };
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cost(a) > cost(b); });
-  for (int i : order) {
-    auto it = std::min_element(mbs_.begin(), mbs_.begin() + active_,
-                               [](const MicroBatch& a, const MicroBatch& b) { return a.cost < b.cost; });
-    it->items.push_back(i);
-    it->cost += cost(i);
-  }
-  const int h = attn_.config().hidden_size;
-  for (int m = 0; m < active_; ++m) {
-    MicroBatch& mb = mbs_[m];
-    std::sort(mb.items.begin(), mb.items.end());
-    mb.ids.clear();
-    mb.slot.clear();
-    mb.cached.clear();
-    mb.start.assign(1, 0);
-    for (int i : mb.items) {
-      const StepItem& it = items[i];
-      const Sequence& s = *it.seq;
-      mb.ids.insert(mb.ids.end(), s.tokens.begin() + s.cached, s.tokens.begin() + s.cached + it.count);
-      mb.slot.push_back(s.slot);
-      mb.cached.push_back(s.cached);
-      mb.start.push_back(static_cast<int32_t>(mb.ids.size()));
-    }
-    const size_t need = mb.ids.size() * h;
-    if (mb.x_cap < need) {  // grow-only: after the largest step no allocation happens here again
-      if (mb.x) ffn_.free_host(mb.x);
-      mb.x = static_cast<uint16_t*>(ffn_.alloc_host(need * sizeof(uint16_t)));
-      mb.x_cap = need;
-    }
-  }
+bool Pipeline::any_in_flight() const {
+  return std::any_of(lanes_.begin(), lanes_.end(), [](const Lane& l) { return l.in_flight; });
 }
 
-void Pipeline::span(SpanKind k, int mb, int layer, Clock::time_point b) {
+void Pipeline::span(SpanKind k, int lane, int layer, Clock::time_point b) {
   const auto e = Clock::now();
   std::lock_guard<std::mutex> l(span_mu_);
   const double d = std::chrono::duration<double>(e - b).count();
   if (k == SpanKind::kFfn || k == SpanKind::kHead)
-    stats_->ffn_s += d;
+    busy_.ffn_s += d;
   else
-    stats_->attn_s += d;
-  if (keep_spans_) stats_->spans.push_back({k, mb, layer, b, e});
+    busy_.attn_s += d;
+  if (keep_spans_) busy_.spans.push_back({k, lane, layer, b, e});
 }
 
-StepStats Pipeline::run(const std::vector<StepItem>& items, std::vector<int32_t>& sampled, bool keep_spans) {
-  StepStats st;
-  st.begin = Clock::now();
-  sampled.assign(items.size(), -1);
-  if (items.empty()) return st;
-  split(items);
-  st.micro_batches = active_;
-  st.sequences = static_cast<int>(items.size());
-  for (int m = 0; m < active_; ++m) st.tokens += static_cast<int>(mbs_[m].ids.size());
-  stats_ = &st;
-  keep_spans_ = keep_spans;
-  sampled_ = &sampled;
-  current_items_ = &items;
-  const int layers = attn_.config().num_layers;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    std::fill(attn_done_.begin(), attn_done_.end(), 0);
-    std::fill(ffn_done_.begin(), ffn_done_.end(), 0);
-    ffn_finished_ = false;
-    abort_ = false;
-    ffn_error_ = nullptr;
-    step_pending_ = true;
+void Pipeline::take_busy(StepStats& into) {
+  std::lock_guard<std::mutex> l(span_mu_);
+  into.attn_s += busy_.attn_s;
+  into.ffn_s += busy_.ffn_s;
+  into.xfer_s += busy_.xfer_s;
+  add_gpu_busy(into.gpu_busy_s, busy_.gpu_busy_s);
+  into.spans.insert(into.spans.end(), busy_.spans.begin(), busy_.spans.end());
+  busy_ = StepStats{};
+}
+
+void Pipeline::start(int lane, std::vector<StepItem> items) {
+  Lane& ln = lanes_.at(lane);
+  AFD_CHECK(!ln.in_flight && !items.empty());
+  ln.items = std::move(items);
+  ln.sampled.assign(ln.items.size(), -1);
+  ln.ids.clear();
+  ln.slot.clear();
+  ln.cached.clear();
+  ln.start.assign(1, 0);
+  for (const StepItem& it : ln.items) {
+    const Sequence& s = *it.seq;
+    ln.ids.insert(ln.ids.end(), s.tokens.begin() + s.cached, s.tokens.begin() + s.cached + it.count);
+    ln.slot.push_back(s.slot);
+    ln.cached.push_back(s.cached);
+    ln.start.push_back(static_cast<int32_t>(ln.ids.size()));
   }
-  cv_.notify_all();
-  std::exception_ptr attn_error;
-  try {
-    for (int m = 0; m < active_; ++m) {
-      const auto b = Clock::now();
-      attn_.embed(mbs_[m].ids.data(), static_cast<int>(mbs_[m].ids.size()), mbs_[m].x);
-      span(SpanKind::kEmbed, m, 0, b);
-    }
-    for (int l = 0; l < layers; ++l) {
-      for (int m = 0; m < active_; ++m) {
-        {
-          std::unique_lock<std::mutex> lk(mu_);
-          cv_.wait(lk, [&] { return ffn_done_[m] >= l || ffn_error_; });
-          if (ffn_error_) break;
-        }
-        const auto b = Clock::now();
-        attn_.attn_half(l, mbs_[m].batch(), mbs_[m].x);
-        span(SpanKind::kAttn, m, l, b);
-        {
-          std::lock_guard<std::mutex> lk(mu_);
-          attn_done_[m] = l + 1;
-        }
-        cv_.notify_all();
-      }
-    }
-  } catch (...) {
-    attn_error = std::current_exception();
+  const size_t need = ln.ids.size() * static_cast<size_t>(attn_.config().hidden_size);
+  if (ln.x_cap < need) {  // grow-only: after the largest step no allocation happens here again
+    if (ln.x) ffn_.free_host(ln.x);
+    ln.x = nullptr;
+    ln.x_cap = 0;
+    ln.x = static_cast<uint16_t*>(ffn_.alloc_host(need * sizeof(uint16_t)));
+    ln.x_cap = need;
   }
+  const auto b = Clock::now();
+  attn_.embed(ln.ids.data(), static_cast<int>(ln.ids.size()), ln.x);
+  span(SpanKind::kEmbed, lane, 0, b);
+  ln.in_flight = true;
+  std::lock_guard<std::mutex> l(mu_);
+  attn_q_.push_back({lane, 0});
+}
+
+// After a failure on either side: waits for the FFN thread to put down what it is doing, empties both queues and
+// marks every lane idle. Returns the FFN side's error, if it was that side's.
+std::exception_ptr Pipeline::drain_after_error() {
+  std::exception_ptr e;
   {
     std::unique_lock<std::mutex> lk(mu_);
-    if (attn_error) abort_ = true;
-    cv_.notify_all();
-    cv_.wait(lk, [&] { return ffn_finished_; });
+    abort_ = true;
+    cv_.wait(lk, [&] { return !ffn_running_; });
+    e = ffn_error_;
+    ffn_error_ = nullptr;
+    attn_q_.clear();
+    ffn_q_.clear();
+    abort_ = false;
   }
-  st.step_s = std::chrono::duration<double>(Clock::now() - st.begin).count();
-  stats_ = nullptr;
-  if (attn_error) std::rethrow_exception(attn_error);
-  if (ffn_error_) std::rethrow_exception(ffn_error_);
-  return st;
+  for (Lane& l : lanes_) l.in_flight = false;
+  return e;
+}
+
+int Pipeline::run_until_lane_done() {
+  AFD_CHECK(any_in_flight());
+  for (;;) {
+    Work w;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return !attn_q_.empty() || ffn_error_; });
+      if (ffn_error_) {
+        lk.unlock();
+        std::rethrow_exception(drain_after_error());
+      }
+      w = attn_q_.front();
+      attn_q_.pop_front();
+    }
+    Lane& ln = lanes_[w.lane];
+    if (w.layer == layers_) {
+      ln.in_flight = false;
+      return w.lane;
+    }
+    try {
+      const auto b = Clock::now();
+      attn_.attn_half(w.layer, ln.batch(), ln.x);
+      span(SpanKind::kAttn, w.lane, w.layer, b);
+    } catch (...) {
+      drain_after_error();
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      ffn_q_.push_back(w);
+    }
+    cv_.notify_all();
+  }
 }
 
 void Pipeline::ffn_loop() {
   for (;;) {
+    Work w;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return step_pending_ || quit_; });
+      cv_.wait(lk, [&] { return quit_ || (!abort_ && !ffn_error_ && !ffn_q_.empty()); });
       if (quit_) return;
-      step_pending_ = false;
+      w = ffn_q_.front();
+      ffn_q_.pop_front();
+      ffn_running_ = true;
     }
+    std::exception_ptr error;
     try {
-      ffn_step();
+      Lane& ln = lanes_[w.lane];
+      const auto b = Clock::now();
+      ffn_.ffn_half(w.layer, ln.x, static_cast<int>(ln.ids.size()));
+      span(SpanKind::kFfn, w.lane, w.layer, b);
+      {
+        std::lock_guard<std::mutex> lk(span_mu_);
+        busy_.xfer_s += ffn_.last_transfer_seconds();
+        add_gpu_busy(busy_.gpu_busy_s, ffn_.last_device_busy_seconds());
+      }
+      if (w.layer == layers_ - 1) {
+        const auto hb = Clock::now();
+        head(ln);
+        span(SpanKind::kHead, w.lane, w.layer, hb);
+      }
     } catch (...) {
-      std::lock_guard<std::mutex> lk(mu_);
-      ffn_error_ = std::current_exception();
+      error = std::current_exception();
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
-      ffn_finished_ = true;
+      ffn_running_ = false;
+      if (error)
+        ffn_error_ = error;
+      else if (!abort_)
+        attn_q_.push_back({w.lane, w.layer + 1});  // layer + 1 == layers_: the lane's step has finished
     }
     cv_.notify_all();
   }
 }
 
-void Pipeline::ffn_step() {
-  const int layers = ffn_.config().num_layers;
-  for (int l = 0; l < layers; ++l) {
-    for (int m = 0; m < active_; ++m) {
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return attn_done_[m] > l || abort_; });
-        if (abort_) return;
-      }
-      const auto b = Clock::now();
-      ffn_.ffn_half(l, mbs_[m].x, static_cast<int>(mbs_[m].ids.size()));
-      span(SpanKind::kFfn, m, l, b);
-      {
-        std::lock_guard<std::mutex> lk(span_mu_);
-        stats_->xfer_s += ffn_.last_transfer_seconds();
-        add_gpu_busy(stats_->gpu_busy_s, ffn_.last_device_busy_seconds());
-      }
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        ffn_done_[m] = l + 1;
-      }
-      cv_.notify_all();
-      if (l == layers - 1) {
-        const auto hb = Clock::now();
-        head(mbs_[m]);
-        span(SpanKind::kHead, m, l, hb);
-      }
-    }
-  }
-}
-
-// Final norm + LM head of micro-batch `mb`: logits rows for all_logits requests, a sampled token for each item
-// that asks for one (the last row of its tokens).
-void Pipeline::head(MicroBatch& mb) {
-  const std::vector<StepItem>& items = *current_items_;
+// Final norm + LM head of a lane: logits rows for all_logits requests, a sampled token for each item that asks for
+// one (the last row of its tokens).
+void Pipeline::head(Lane& ln) {
   const int h = ffn_.config().hidden_size, V = ffn_.config().vocab_size;
-  mb.rows.clear();
-  mb.params.clear();
-  mb.steps.clear();
-  mb.out_item.clear();
-  for (size_t j = 0; j < mb.items.size(); ++j) {
-    const StepItem& it = items[mb.items[j]];
+  ln.rows.clear();
+  ln.params.clear();
+  ln.steps.clear();
+  ln.out_item.clear();
+  for (size_t j = 0; j < ln.items.size(); ++j) {
+    const StepItem& it = ln.items[j];
     Sequence& s = *it.seq;
-    const uint16_t* first = mb.x + static_cast<size_t>(mb.start[j]) * h;
+    const uint16_t* first = ln.x + static_cast<size_t>(ln.start[j]) * h;
     if (s.req.all_logits || s.req.score_only) {
       const size_t old = s.logits.size();
       s.logits.resize(old + static_cast<size_t>(it.count) * V);
@@ -234,16 +195,16 @@ void Pipeline::head(MicroBatch& mb) {
     }
     if (!it.sample) continue;
     const uint16_t* last = first + static_cast<size_t>(it.count - 1) * h;
-    mb.rows.insert(mb.rows.end(), last, last + h);
-    mb.params.push_back(s.req.sampling);
-    mb.steps.push_back(static_cast<uint64_t>(s.generated));
-    mb.out_item.push_back(mb.items[j]);
+    ln.rows.insert(ln.rows.end(), last, last + h);
+    ln.params.push_back(s.req.sampling);
+    ln.steps.push_back(static_cast<uint64_t>(s.generated));
+    ln.out_item.push_back(static_cast<int>(j));
   }
-  if (mb.out_item.empty()) return;
-  mb.out_ids.resize(mb.out_item.size());
-  ffn_.sample(mb.rows.data(), static_cast<int>(mb.out_item.size()), mb.params.data(), mb.steps.data(),
-              mb.out_ids.data());
-  for (size_t r = 0; r < mb.out_item.size(); ++r) (*sampled_)[mb.out_item[r]] = mb.out_ids[r];
+  if (ln.out_item.empty()) return;
+  ln.out_ids.resize(ln.out_item.size());
+  ffn_.sample(ln.rows.data(), static_cast<int>(ln.out_item.size()), ln.params.data(), ln.steps.data(),
+              ln.out_ids.data());
+  for (size_t r = 0; r < ln.out_item.size(); ++r) ln.sampled[ln.out_item[r]] = ln.out_ids[r];
 }
 
 }  // namespace afd::engine

@@ -38,6 +38,8 @@ struct Sequence {
   GenRequest req;
   TokenCallback on_token;
   int slot = -1;                     // KV slot while admitted
+  int lane = -1;                     // the pipeline lane (micro-batch) it runs in while admitted
+  bool in_flight = false;            // part of a lane's step that has not been collected yet
   int cached = 0;                    // positions in the KV cache
   std::vector<int32_t> tokens;       // prompt, then generated tokens; tokens[cached..] are not yet cached
   int generated = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -17,10 +18,33 @@ void validate(const SamplingParams& p) {
   AFD_REQUIRE(p.top_p > 0.0f && p.top_p <= 1.0f, "top_p ", p.top_p, " must be in (0, 1]");
 }
 
+// The first index of the largest value (0 when v[0] is NaN or nothing exceeds v[0]; NaN never wins). Eight
+// independent running maxima (lane j sees indices = j mod 8) so the loop is not one long compare chain; merged by
+// value, then lowest index.
 int32_t argmax(const float* v, int n) {
-  int32_t best = 0;
-  for (int i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
+  constexpr int kLanes = 8;
+  if (n <= 0 || v[0] != v[0]) return 0;
+  float bv[kLanes];
+  int32_t bi[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    bv[j] = -std::numeric_limits<float>::infinity();
+    bi[j] = -1;
+  }
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      if (v[i + j] > bv[j]) {
+        bv[j] = v[i + j];
+        bi[j] = i + j;
+      }
+  for (; i < n; ++i)
+    if (v[i] > bv[i % kLanes]) {
+      bv[i % kLanes] = v[i];
+      bi[i % kLanes] = i;
+    }
+  int32_t best = 0;  // v[0] stands unless something is larger (v[0] = -inf: nothing is)
+  for (int j = 0; j < kLanes; ++j)
+    if (bi[j] >= 0 && (bv[j] > v[best] || (bv[j] == v[best] && bi[j] < best))) best = bi[j];
   return best;
 }
 

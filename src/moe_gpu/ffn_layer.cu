@@ -53,8 +53,8 @@ FfnWorkspace carve_workspace(const ModelConfig& c, int T, DeviceArena& a) {
   return w;
 }
 
-cuda::GemmTile routed_tile(const ModelConfig& c, int n) {
-  return cuda::gemm_tile_for_rows(static_cast<double>(n) * c.top_k / std::max(c.n_routed_experts, 1));
+cuda::GemmTile routed_tile(const ModelConfig& c, int n, bool fp8) {
+  return cuda::gemm_tile_for_rows(static_cast<double>(n) * c.top_k / std::max(c.n_routed_experts, 1), fp8);
 }
 
 void run_dense_mlp(const bf16* gate_up, const bf16* down, int width, int hidden, const bf16* xn, int n,
@@ -122,7 +122,7 @@ void routed_experts(const ModelConfig& c, const FfnLayerDev& L, const FfnWorkspa
   cuda::route_topk_f32(rp, s);
   mark_stage(marks, "route");
 
-  const cuda::GemmTile tile = tile_override ? *tile_override : routed_tile(c, n);
+  const cuda::GemmTile tile = tile_override ? *tile_override : routed_tile(c, n, L.experts_gate_up8 != nullptr);
   const int bm = cuda::gemm_tile_rows(tile), local = L.expert_count;
   cuda::moe_permute({ws.ids, ws.group_offset, ws.tile_offset, ws.row_token, ws.slot_row, n, k, local, bm,
                      L.expert_lo},

@@ -80,7 +80,8 @@ struct FfnWorkspace {
 FfnWorkspace carve_workspace(const ModelConfig& cfg, int max_tokens, DeviceArena& arena);
 
 // Which M tile the grouped GEMMs use for n tokens (average rows per expert decides).
-cuda::GemmTile routed_tile(const ModelConfig& cfg, int n);
+// fp8: the layer's experts are weight-only fp8 (FfnLayerDev::experts_gate_up8).
+cuda::GemmTile routed_tile(const ModelConfig& cfg, int n, bool fp8 = false);
 
 // x_dev [n, hidden] in place: x = x + FFN(post_norm(x)). n <= ws.max_tokens.
 // For profiling: called on the host after each stage's launches are issued (e.g. to record an event).

@@ -74,6 +74,26 @@ std::vector<uint16_t> v_pairs(const std::vector<uint16_t>& v, int vs, int nt, in
   return vp;
 }
 
+// got[nq][ss] against want (the scalar row kernel) within the summation-order tolerance, finite, and the column
+// past nt untouched (-7). q: [nq][qs], kv: [nt][ks].
+void require_scores(const char* what, Isa isa, const std::vector<uint16_t>& q, int qs, const std::vector<uint16_t>& kv,
+                    int ks, const std::vector<float>& want, const std::vector<float>& got, int ss, int nq, int nt, int d,
+                    int stride) {
+  for (int i = 0; i < nq; ++i) {
+    for (int t = 0; t < nt; ++t) {
+      double mag = 0;
+      for (int j = 0; j < d; ++j)
+        mag += std::fabs(bf16_to_f32(q[static_cast<size_t>(i) * qs + j]) * bf16_to_f32(kv[static_cast<size_t>(t) * ks + j]));
+      const float g = got[static_cast<size_t>(i) * ss + t], w = want[static_cast<size_t>(i) * ss + t];
+      INFO(isa_name(isa) << " " << what << " nq=" << nq << " nt=" << nt << " d=" << d << " stride=" << stride << " at "
+                         << i << "," << t);
+      REQUIRE(std::isfinite(g));
+      REQUIRE(std::fabs(g - w) <= kOrderTol * mag + 1e-30);
+    }
+    REQUIRE(got[static_cast<size_t>(i) * ss + nt] == -7.0f);  // the column past nt is untouched
+  }
+}
+
 // kp_stride > 0: the pair-layout kernel qk_kpacked over K in pairs with that stride (>= round_up(nt, 16)), else the
 // row kernel qk. Either way against the scalar row kernel.
 void check_qk(const AttnKernels& k, int nq, int nt, int d, int kp_stride = 0) {
@@ -91,19 +111,35 @@ void check_qk(const AttnKernels& k, int nq, int nt, int d, int kp_stride = 0) {
   } else {
     k.qk({q.data(), kv.data(), got.data(), qs, ks, ss, nq, nt, d});
   }
-  for (int i = 0; i < nq; ++i) {
-    for (int t = 0; t < nt; ++t) {
-      double mag = 0;
-      for (int j = 0; j < d; ++j)
-        mag += std::fabs(bf16_to_f32(q[static_cast<size_t>(i) * qs + j]) * bf16_to_f32(kv[static_cast<size_t>(t) * ks + j]));
-      const float g = got[static_cast<size_t>(i) * ss + t], w = want[static_cast<size_t>(i) * ss + t];
-      INFO(isa_name(k.isa) << (kp_stride ? " qk_kpacked" : " qk") << " nq=" << nq << " nt=" << nt << " d=" << d
-                           << " kp_stride=" << kp_stride << " at " << i << "," << t);
-      REQUIRE(std::isfinite(g));
-      REQUIRE(std::fabs(g - w) <= kOrderTol * mag + 1e-30);
-    }
-    REQUIRE(got[static_cast<size_t>(i) * ss + nt] == -7.0f);  // the column past nt is untouched
-  }
+  require_scores(kp_stride ? "qk_kpacked" : "qk", k.isa, q, qs, kv, ks, want, got, ss, nq, nt, d, kp_stride);
+}
+
+// qk_qpacked over K rows (the rows past nt and the columns past d NaN) with Q^T packed by pack_qt_pairs into a
+// buffer that starts out NaN (and has NaN after it): the packing must write every dword the kernels read, zero
+// past the data. Also checks that layout directly.
+void check_qk_qpacked(const AttnKernels& k, int nq, int nt, int d) {
+  const int qs = d + 3, ks = d + 5, ss = nt + 1, cols = qt_cols(nq), rows = qt_pair_rows(d);
+  const auto q = padded(nq, d, qs, 7000 + nq * 7 + d, -1.0f, 1.0f);
+  const auto kv = padded(nt, d, ks, 8000 + nt * 11 + d, -1.0f, 1.0f);
+  constexpr uint32_t kNanPair = uint32_t{kNanBf16} << 16 | kNanBf16;
+  std::vector<uint32_t> qt(static_cast<size_t>(rows + 1) * cols, kNanPair);
+  pack_qt_pairs(q.data(), qs, nq, d, qt.data());
+  for (int j = 0; j < rows; ++j)
+    for (int i = 0; i < cols; ++i)
+      for (int h = 0; h < 2; ++h) {
+        const uint16_t half = static_cast<uint16_t>(qt[static_cast<size_t>(j) * cols + i] >> (16 * h));
+        const int c = 2 * j + h;
+        INFO("pack_qt_pairs nq=" << nq << " d=" << d << " pair " << j << "," << i << " half " << h);
+        REQUIRE(half == (i < nq && c < d ? q[static_cast<size_t>(i) * qs + c] : uint16_t{0}));
+      }
+  REQUIRE(qt[static_cast<size_t>(rows) * cols] == kNanPair);  // nothing written past the buffer
+  std::vector<float> want(static_cast<size_t>(nq) * ss, -7.0f), got = want;
+  qk_bf16_scalar({q.data(), kv.data(), want.data(), qs, ks, ss, nq, nt, d});
+  QkQPackedParams pp{q.data(), qt.data(), kv.data(), got.data(), qs, cols, ks, ss, nq, nt, d};
+  pp.prefetch = kv.data();  // a prefetch hint changes nothing in the result
+  pp.prefetch_bytes = static_cast<int64_t>(kv.size()) * 2;
+  k.qk_qpacked(pp);
+  require_scores("qk_qpacked", k.isa, q, qs, kv, ks, want, got, ss, nq, nt, d, cols);
 }
 
 // vp_stride > 0: the pair-layout kernel pv_vpacked over V in pairs with that stride (>= dv), else the row kernel pv.
@@ -240,6 +276,21 @@ TEST_CASE("pair-layout attention kernels match the scalar reference on every ISA
         for (int dv : {1, 2, 18, 40, 128})
           for (int stride : {dv, dv + 5}) check_pv(*k, nq, nt, dv, stride);
       }
+  }
+  REQUIRE(tested >= 1);
+}
+
+// The few-query-rows kernel over K rows with Q^T pre-packed (MLA decode: 16 heads, rows of 576; AMX: the K rows
+// are the A tiles, partial token groups and the k step past d from zero-padded scratch, 1 to 4 token tiles per B).
+TEST_CASE("Q-packed attention score kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
+  int tested = 0;
+  for (Isa isa : all_isas()) {
+    const AttnKernels* k = kernels_for(isa);
+    if (!k) continue;
+    ++tested;
+    for (int nq : {1, 3, 9, 16, 17})
+      for (int nt : {1, 15, 16, 33, 64, 100, kMaxBlockRows})
+        for (int d : {1, 32, 65, 130, 576}) check_qk_qpacked(*k, nq, nt, d);
   }
   REQUIRE(tested >= 1);
 }
