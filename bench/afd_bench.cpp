@@ -155,8 +155,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "afd-bench: measuring ceilings...\n");
     const Ceilings ceil = measure_ceilings(quick, app::gpu_ffn_available());
     std::fprintf(stderr,
-                 "ceilings: host read %.1f GB/s, CPU GEMM %.2f TFLOP/s (%s)%s\n", ceil.host_read_bw / 1e9,
-                 ceil.cpu_gemm_flops / 1e12, ceil.cpu_gemm_impl.c_str(),
+                 "ceilings: host read %.1f GB/s, CPU GEMM %.2f TFLOP/s (%s), CPU peak %.2f TFLOP/s (%s)%s\n",
+                 ceil.host_read_bw / 1e9, ceil.cpu_gemm_flops / 1e12, ceil.cpu_gemm_impl.c_str(),
+                 ceil.cpu_peak_flops / 1e12, ceil.cpu_peak_isa.c_str(),
                  ceil.has_gpu ? (", HBM copy " + std::to_string(static_cast<int>(ceil.hbm_bw / 1e9)) + " GB/s, cuBLAS bf16 " +
                                  std::to_string(static_cast<int>(ceil.gpu_gemm_flops / 1e12)) + " TFLOP/s, PCIe " +
                                  std::to_string(static_cast<int>(ceil.pcie_bw / 1e9)) + " GB/s")

@@ -11,7 +11,7 @@
 // The GQA cache uses the paired row layout by default (KvRowLayout::kPairs: the kernels read K/V without repacking);
 // --kv-layout rows measures the plain-rows layout instead (K/V repacked per block by the AVX-512 / AMX kernels).
 // Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
-//                           [--kv-layout pairs|rows]
+//                           [--kv-layout pairs|rows] [--block 64] (KV positions per cache block, <= 256)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +30,7 @@
 #include "attn_cpu/paged_attention.h"
 #include "attn_cpu/thread_pool.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/peak.h"
 #include "util/numeric.h"
 
 using namespace afd;
@@ -45,6 +46,7 @@ struct Args {
   int isa = -1;
   int mla = 1;  // 0: skip the MLA cases
   bool gqa_pairs = true;  // --kv-layout pairs|rows (GQA; MLA is always rows)
+  int block = 64;         // --block: KV positions per cache block
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -133,13 +135,13 @@ struct CoreResult {
 
 // Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
 CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int batch, int ctx, int kv_heads,
-                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int iters) {
+                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int block, int iters) {
   attn::KvLayout lay;
   lay.layers = 1;
   lay.kv_heads = kv_heads;
   lay.k_dim = qk_dim;
   lay.v_dim = mla ? 0 : v_dim;
-  lay.block_size = 64;
+  lay.block_size = block;
   lay.row_layout = pairs ? attn::KvRowLayout::kPairs : attn::KvRowLayout::kRows;
   const int64_t blocks_per_seq = (ctx + lay.block_size - 1) / lay.block_size;
   attn::PagedKvCache cache(lay, blocks_per_seq * batch, batch);
@@ -194,6 +196,13 @@ int main(int argc, char** argv) {
     else if (k == "--ctx") a.ctx = v;
     else if (k == "--iters") a.iters = v;
     else if (k == "--mla") a.mla = v;
+    else if (k == "--block") {
+      a.block = v;
+      if (v < 1 || v > cpu::kMaxBlockRows) {
+        std::fprintf(stderr, "--block takes 1..%d positions, not %s\n", cpu::kMaxBlockRows, argv[i + 1]);
+        return 2;
+      }
+    }
     else if (k == "--kv-layout") {
       const std::string s = argv[i + 1];
       if (s != "pairs" && s != "rows") {
@@ -222,9 +231,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "this CPU cannot run the %s kernels\n", cpu::isa_name(isa));
     return 2;
   }
+  // Before the pool exists: its pinned workers would share the cores with the peak's threads.
+  const double peak = cpu::peak_flops(isa, a.threads);
   attn::ThreadPool pool(a.threads, true);
-  std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d\n", a.threads,
-              cpu::isa_name(isa), cpu::dnnl_isa_name().c_str(), a.batch, a.ctx);
+  std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d, KV block %d\n", a.threads,
+              cpu::isa_name(isa), cpu::dnnl_isa_name().c_str(), a.batch, a.ctx, a.block);
 
   const double bw = read_bandwidth(pool, int64_t{1} << 30);
   std::printf("ceiling  host read bandwidth (%d threads, 1 GiB): %.1f GB/s\n", a.threads, bw);
@@ -241,17 +252,20 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("ceiling  oneDNN matmul best: %.3f TFLOP/s (%s)\n", gemm, impl.c_str());
+  std::printf("ceiling  arithmetic peak of the %s kernels' instruction (%d threads): %.3f TFLOP/s\n", cpu::isa_name(isa),
+              a.threads, peak / 1e12);
 
-  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.iters);
+  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.block, a.iters);
   std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128, KV %s) %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
               a.gqa_pairs ? "pairs" : "rows", g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
   if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
-    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, std::max(1, a.iters / 2));
+    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
-                "  (KV %.2f GB/s)\n",
-                name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6);
+                "  (KV %.2f GB/s = %.2f of read bandwidth)\n",
+                name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6,
+                m.kv_bytes / m.ms / 1e6 / bw);
   }
   return 0;
 }

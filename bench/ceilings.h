@@ -9,6 +9,10 @@ struct Ceilings {
   double host_read_bw = 0;    // bytes/s, all threads reading a buffer far larger than the caches
   double cpu_gemm_flops = 0;  // FLOP/s of a oneDNN matmul in the precision the CPU side runs (bf16 or f32)
   std::string cpu_gemm_impl;  // which oneDNN implementation ran
+  // Arithmetic peak of the attention kernels' instruction on all cores (cpu/peak.h), and its ISA: the ceiling of
+  // the attention side's FLOPs (the AMX / AVX-512 kernels can beat a oneDNN GEMM on the same CPU).
+  double cpu_peak_flops = 0;
+  std::string cpu_peak_isa;
   bool has_gpu = false;
   double hbm_bw = 0;          // bytes/s, device-to-device copy, read + write counted
   double gpu_gemm_flops = 0;  // FLOP/s, cuBLAS bf16 GEMM

@@ -5,6 +5,7 @@
 
 #include "bench/ceilings.h"
 #include "cpu/dnnl_linear.h"
+#include "cpu/peak.h"
 #include "util/numeric.h"
 
 namespace afd::bench {
@@ -63,6 +64,9 @@ Ceilings measure_ceilings(bool quick, bool want_gpu) {
   Ceilings c;
   c.host_read_bw = read_bandwidth(quick ? (size_t{128} << 20) : (size_t{1} << 30), quick ? 3 : 5);
   c.cpu_gemm_flops = quick ? gemm_rate(256, 1024, 1024, 3, &c.cpu_gemm_impl) : gemm_rate(512, 4096, 4096, 5, &c.cpu_gemm_impl);
+  const cpu::Isa isa = cpu::best_isa();
+  c.cpu_peak_isa = cpu::isa_name(isa);
+  c.cpu_peak_flops = cpu::peak_flops(isa, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   if (want_gpu) c.has_gpu = measure_gpu_ceilings(c, quick);
   return c;
 }

@@ -23,6 +23,7 @@
 
 #include <cstring>
 
+#include "cpu/amx_tiles.h"
 #include "cpu/attn_buffer.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/attn_pack.h"
@@ -39,24 +40,9 @@ constexpr int kMinRowsForTiles = 16;
 // 13.4 / 15.3 ms with the AVX-512 kernels and 8.3 / 10.8 ms with tiles in the same two runs.
 constexpr int kMinRowsForPackedTiles = 4;
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tiles 0-3 (C, f32 16x16 each), 4 and 6 (A, 16 x 32 bf16; 6 only in qk_qpacked, so consecutive A loads there
-// need not wait for the product reading the previous one), 5 (B, 16 pair rows x 16 dwords): all 16 rows of 64 bytes.
-void configure_tiles() {
-  TileConfig cfg;
-  for (int t = 0; t < 7; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  _tile_loadconfig(&cfg);
-}
+// need not wait for the product reading the previous one), 5 (B, 16 pair rows x 16 dwords).
+void configure_tiles() { configure_full_tiles(7); }
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/peak.h"
 #include "util/numeric.h"
 
 using namespace afd;
@@ -299,4 +300,19 @@ TEST_CASE("kernels_for refuses ISAs the CPU lacks", "[attn][kernels]") {
   for (Isa isa : all_isas()) CHECK((kernels_for(isa) != nullptr) == cpu_supports(isa));
   CHECK(cpu_supports(Isa::kScalar));
   CHECK(cpu_supports(best_isa()));
+}
+
+TEST_CASE("the arithmetic peak is measured for every ISA this CPU has and refused for the others", "[attn][peak]") {
+  for (Isa isa : all_isas()) {
+    INFO(isa_name(isa));
+    const double f = peak_flops(isa, 1);
+    if (!cpu_supports(isa)) {
+      CHECK(f == 0);
+      continue;
+    }
+    // A real rate: finite, and above 0.1 GFLOP/s (any CPU running these tests does far more).
+    CHECK(std::isfinite(f));
+    CHECK(f > 1e8);
+  }
+  CHECK(peak_flops(Isa::kScalar, 0) == 0);
 }
