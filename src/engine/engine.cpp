@@ -156,6 +156,7 @@ bool Engine::step() {
     // A backend failed mid-step (e.g. a remote FFN side went away): the pipeline is drained, and the sequences
     // that were in a step have a partial step in the KV cache, so they end now, failed with the reason; the engine
     // stays usable for new requests.
+    pipe_.abort();  // already drained when the pipeline threw; not when starting a lane did
     std::vector<std::unique_ptr<Sequence>> done;
     sched_.fail_in_flight(e.what(), done);
     finish_all(done);

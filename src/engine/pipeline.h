@@ -48,6 +48,10 @@ class Pipeline {
   // lane is idle and both queues are empty.
   int run_until_lane_done();
 
+  // Attention side, after a failure outside run_until_lane_done(): waits for the FFN side to finish what it is
+  // doing, drops all queued work and marks every lane idle.
+  void abort() { drain_after_error(); }
+
   // The last step of `lane`: its items and, for items with `sample`, the sampled token (else -1).
   const std::vector<StepItem>& items(int lane) const { return lanes_[lane].items; }
   const std::vector<int32_t>& sampled(int lane) const { return lanes_[lane].sampled; }
@@ -55,7 +59,10 @@ class Pipeline {
   // Busy time of each side, transfers, per-GPU busy time and (with keep_spans) spans since the last call, added
   // into `into`.
   void take_busy(StepStats& into);
-  void set_keep_spans(bool keep) { keep_spans_ = keep; }
+  void set_keep_spans(bool keep) {
+    std::lock_guard<std::mutex> l(span_mu_);
+    keep_spans_ = keep;
+  }
 
  private:
   struct Lane {
@@ -96,8 +103,8 @@ class Pipeline {
   std::exception_ptr ffn_error_;
   std::thread ffn_thread_;
 
-  std::mutex span_mu_;
-  StepStats busy_;  // accumulated since take_busy()
+  std::mutex span_mu_;  // guards busy_ and keep_spans_
+  StepStats busy_;      // accumulated since take_busy()
   bool keep_spans_ = false;
 };
 

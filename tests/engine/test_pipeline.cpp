@@ -2,6 +2,7 @@
 // that a row delivered to the wrong micro-batch, a skipped or repeated layer, or a dependency edge taken out of
 // order shows up as a wrong tag; sleeps stand in for work so that the overlap M = 2 buys is measurable.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "../test_util.h"
 #include "engine/engine.h"
+#include "util/error.h"
 #include "util/numeric.h"
 
 using namespace afd;
@@ -69,7 +71,10 @@ class TagAttn : public AttnBackend {
   void embed(const int32_t*, int n, uint16_t* x) override {
     for (int i = 0; i < n; ++i) put_tag(x + static_cast<size_t>(i) * c_.hidden_size, -1, -1, -1, kEmbed);
   }
+  std::atomic<int> fail_at{-1};  // the attn_half call (counted from 0) that throws; -1: none
+  std::atomic<int> calls{0};
   void attn_half(int layer, const AttnBatch& b, uint16_t* x) override {
+    if (calls++ == fail_at) throw Error("the attention side went away");
     std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
     for (int s = 0; s < b.num_seqs; ++s)
       for (int t = b.token_start[s]; t < b.token_start[s + 1]; ++t) {
@@ -96,7 +101,10 @@ class TagFfn : public FfnBackend {
       : c_(std::move(c)), t_(t), sleep_us_(sleep_us), head_us_(head_us) {}
   std::string name() const override { return "tag-ffn"; }
   const ModelConfig& config() const override { return c_; }
+  std::atomic<int> fail_at{-1};  // the ffn_half call (counted from 0) that throws; -1: none
+  std::atomic<int> calls{0};
   void ffn_half(int layer, uint16_t* x, int n) override {
+    if (calls++ == fail_at) throw Error("the FFN side went away");
     std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
     for (int i = 0; i < n; ++i) {
       uint16_t* row = x + static_cast<size_t>(i) * c_.hidden_size;
@@ -281,4 +289,54 @@ TEST_CASE("synthetic_context fills prompt_len - 1 positions and runs only the la
   q.synthetic_context = true;
   q.score_only = true;
   CHECK_THROWS_WITH(plain.submit(q), Catch::Matchers::Contains("synthetic_context"));
+}
+
+TEST_CASE("a side that fails mid-round fails the sequences in flight and leaves the engine usable", "[pipeline]") {
+  for (const auto& [attn_side, fail_at] : {std::pair{false, 0}, {false, 5}, {false, 13}, {true, 0}, {true, 7}}) {
+    INFO((attn_side ? "attention" : "FFN") << " fails at call " << fail_at);
+    Tags tags;
+    const ModelConfig c = tiny_config(3);
+    engine::EngineOptions eo;
+    eo.micro_batches = 2;
+    eo.scheduler.max_batch = 16;
+    eo.scheduler.max_step_tokens = 40;
+    auto ffn = std::make_shared<TagFfn>(c, tags, 200);
+    auto attn = std::make_shared<TagAttn>(c, tags, 200);
+    (attn_side ? attn->fail_at : ffn->fail_at) = fail_at;
+    engine::Engine e(attn, ffn, eo);
+    engine::GenRequest q;
+    q.prompt.assign(5, 3);
+    q.max_new_tokens = 8;
+    q.ignore_eos = true;
+    for (int i = 0; i < 6; ++i) e.submit(q);
+    bool threw = false;
+    try {
+      e.run_until_idle();
+    } catch (const std::exception& ex) {
+      threw = true;
+      CHECK_THAT(ex.what(), Catch::Contains(attn_side ? "attention side went away" : "FFN side went away"));
+    }
+    CHECK(threw);
+    // What the failure left behind ends: either failed with the reason or (not in flight then) runs to the end.
+    e.run_until_idle();
+    int failed = 0;
+    for (auto& s : e.take_finished()) {
+      if (s->finish == engine::FinishReason::kFailed) {
+        ++failed;
+        CHECK_THAT(s->error, Catch::Contains("went away"));
+      } else {
+        CHECK(s->finish == engine::FinishReason::kLength);
+      }
+    }
+    CHECK(failed >= 1);
+    // New requests after the failure run normally, on the same backends.
+    const int64_t id = e.submit(q);
+    e.run_until_idle();
+    auto after = e.take_finished();
+    REQUIRE(after.size() == 1);
+    CHECK(after[0]->id == id);
+    CHECK(after[0]->finish == engine::FinishReason::kLength);
+    CHECK(after[0]->generated == 8);
+    CHECK(tags.errors == 0);
+  }
 }
