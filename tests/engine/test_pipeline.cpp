@@ -26,6 +26,15 @@ ModelConfig tiny_config(int layers) {
   return c;
 }
 
+// M micro-batches, at most 16 sequences and 40 tokens per step (prefill chunks of longer prompts).
+engine::EngineOptions small_options(int M) {
+  engine::EngineOptions eo;
+  eo.micro_batches = M;
+  eo.scheduler.max_batch = 16;
+  eo.scheduler.max_step_tokens = 40;
+  return eo;
+}
+
 void put_tag(uint16_t* row, float slot, float pos, float layer, float side) {
   row[0] = f32_to_bf16(slot);
   row[1] = f32_to_bf16(pos);
@@ -145,10 +154,7 @@ struct Run {
 Run run(int M, int sleep_us, int layers, int head_us = 0, int new_tokens = 6) {
   Tags tags;
   const ModelConfig c = tiny_config(layers);
-  engine::EngineOptions eo;
-  eo.micro_batches = M;
-  eo.scheduler.max_batch = 16;
-  eo.scheduler.max_step_tokens = 40;
+  const engine::EngineOptions eo = small_options(M);
   engine::Engine e(std::make_unique<TagAttn>(c, tags, sleep_us), std::make_unique<TagFfn>(c, tags, sleep_us, head_us),
                    eo);
   Run r;
@@ -234,10 +240,7 @@ class FillingTagAttn : public TagAttn {
 TEST_CASE("synthetic_context fills prompt_len - 1 positions and runs only the last prompt token", "[pipeline]") {
   Tags tags;
   const ModelConfig c = tiny_config(3);
-  engine::EngineOptions eo;
-  eo.micro_batches = 2;
-  eo.scheduler.max_batch = 16;
-  eo.scheduler.max_step_tokens = 40;
+  const engine::EngineOptions eo = small_options(2);
   auto attn = std::make_shared<FillingTagAttn>(c, tags, 0);
   engine::Engine e(attn, std::make_unique<TagFfn>(c, tags, 0), eo);
   std::map<int64_t, int> len_of;
@@ -296,10 +299,7 @@ TEST_CASE("a side that fails mid-round fails the sequences in flight and leaves 
     INFO((attn_side ? "attention" : "FFN") << " fails at call " << fail_at);
     Tags tags;
     const ModelConfig c = tiny_config(3);
-    engine::EngineOptions eo;
-    eo.micro_batches = 2;
-    eo.scheduler.max_batch = 16;
-    eo.scheduler.max_step_tokens = 40;
+    const engine::EngineOptions eo = small_options(2);
     auto ffn = std::make_shared<TagFfn>(c, tags, 200);
     auto attn = std::make_shared<TagAttn>(c, tags, 200);
     (attn_side ? attn->fail_at : ffn->fail_at) = fail_at;
