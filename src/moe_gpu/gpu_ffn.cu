@@ -267,14 +267,9 @@ GpuFfn::GpuFfn(std::shared_ptr<const Bf16Weights> w, const GpuFfnOptions& opt)
 
 GpuFfn::~GpuFfn() {
   release_peers();
-  cudaSetDevice(device_);
-  if (stream_) cudaStreamSynchronize(stream_);
-  for (auto& e : xfer_ev_)
-    if (e) cudaEventDestroy(e);
+  release_stream(device_, stream_, blas_, xfer_ev_, 4);  // leaves device_ current
   for (auto& e : busy_ev_)
     if (e) cudaEventDestroy(e);
-  if (blas_) cublasDestroy(blas_);
-  if (stream_) cudaStreamDestroy(stream_);
   if (pinned_params_) cudaFreeHost(pinned_params_);
   if (pinned_ids_) cudaFreeHost(pinned_ids_);
 }
