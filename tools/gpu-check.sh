@@ -11,7 +11,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
 fi
 nvidia-smi -L
 source "$(dirname "$0")/gpu-unpack.sh" "$archive"
-export AFD_SOURCE_DIR="$root" AFD_RUN_BIN="$work/afd/bin/afd-run" AFD_DEFAULT_MODEL="$root/models/pystdlib-moe"
+export AFD_SOURCE_DIR="$root" AFD_RUN_BIN="$work/afd/bin/afd-run" AFD_BENCH_BIN="$work/afd/bin/afd-bench" AFD_DEFAULT_MODEL="$root/models/pystdlib-moe"
 grep -o -m1 -E 'avx512[a-z_0-9]*|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
 status=0
 tests="$work/afd/bin/afd_tests_gpu $(ls "$work"/afd/bin/afd_tests_* | grep -v '/afd_tests_gpu$')"

@@ -7,15 +7,23 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 
 #include "../test_util.h"
 
 using nlohmann::json;
 
+namespace {
+// The afd-bench under test: $AFD_BENCH_BIN (a packed build on another machine) or the one built with these tests.
+std::string bench_bin() {
+  const char* env = std::getenv("AFD_BENCH_BIN");
+  return env && *env ? env : AFD_BENCH_BIN;
+}
+}  // namespace
+
 TEST_CASE("afd-bench --quick writes a sane table, CSV, JSON, SVG and traces", "[bench]") {
   afd::test::TempDir tmp;
-  const char* env = std::getenv("AFD_BENCH_BIN");
-  const std::string cmd = std::string(env && *env ? env : AFD_BENCH_BIN) + " --quick --sweep micro_batches=1,2 " +
+  const std::string cmd = bench_bin() + " --quick --sweep micro_batches=1,2 " +
                           "--sweep attn_threads=1,2 --out " + tmp.path("out") + " > " + tmp.path("table.txt") + " 2>&1";
   const int st = std::system(cmd.c_str());
   INFO(afd::test::read_text(tmp.path("table.txt")));
@@ -70,8 +78,7 @@ TEST_CASE("afd-bench --quick writes a sane table, CSV, JSON, SVG and traces", "[
 }
 
 TEST_CASE("afd-bench rejects a bad sweep in one sentence", "[bench]") {
-  const char* env = std::getenv("AFD_BENCH_BIN");
-  const std::string bin = env && *env ? env : AFD_BENCH_BIN;
+  const std::string bin = bench_bin();
   afd::test::TempDir tmp;
   const int st = std::system((bin + " --quick --sweep warp=1,2 > " + tmp.path("o.txt") + " 2>&1").c_str());
   CHECK(WEXITSTATUS(st) != 0);
@@ -80,8 +87,7 @@ TEST_CASE("afd-bench rejects a bad sweep in one sentence", "[bench]") {
 
 TEST_CASE("afd-bench --prefill synthetic measures decode on a filled KV cache and prefill on a real probe", "[bench]") {
   afd::test::TempDir tmp;
-  const char* env = std::getenv("AFD_BENCH_BIN");
-  const std::string cmd = std::string(env && *env ? env : AFD_BENCH_BIN) +
+  const std::string cmd = bench_bin() +
                           " --quick --prefill synthetic --context 40 --sweep micro_batches=2 --out " + tmp.path("out") +
                           " > " + tmp.path("table.txt") + " 2>&1";
   const int st = std::system(cmd.c_str());
@@ -113,8 +119,7 @@ TEST_CASE("afd-bench --prefill synthetic measures decode on a filled KV cache an
 
 TEST_CASE("afd-bench --peer draws the peer's tokens/s on the batch plot and rejects a malformed peer file", "[bench]") {
   afd::test::TempDir tmp;
-  const char* env = std::getenv("AFD_BENCH_BIN");
-  const std::string bin = env && *env ? env : AFD_BENCH_BIN;
+  const std::string bin = bench_bin();
   {
     std::ofstream f(tmp.path("peer.csv"));
     f << "preset,batch,context,step_ms,tok_s\nx,2,32,10.0,200.5\nx,4,32,oom,oom\nx,4,64,5.0,800\n";
