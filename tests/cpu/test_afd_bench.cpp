@@ -88,7 +88,8 @@ TEST_CASE("afd-bench rejects a bad sweep in one sentence", "[bench]") {
 TEST_CASE("afd-bench --prefill synthetic measures decode on a filled KV cache and prefill on a real probe", "[bench]") {
   afd::test::TempDir tmp;
   const std::string cmd = bench_bin() +
-                          " --quick --prefill synthetic --context 40 --sweep micro_batches=2 --out " + tmp.path("out") +
+                          " --quick --prefill synthetic --context 40 --sweep micro_batches=2 --sweep ffn_device=cpu --out " +
+                          tmp.path("out") +
                           " > " + tmp.path("table.txt") + " 2>&1";
   const int st = std::system(cmd.c_str());
   const std::string table = afd::test::read_text(tmp.path("table.txt"));
