@@ -11,15 +11,19 @@ namespace afd::cpu {
 
 namespace {
 
-// S[i][t] = sum_d Q[i][d] * K(t, d) and O[i][c] += sum_t P[i][t] * V(t, c), in that order, for K / V given as
+// The element accessor of a row-major matrix: (r, c) -> x[r * stride + c].
+auto row_major(const uint16_t* x, int stride) {
+  return [=](int r, int c) { return x[static_cast<int64_t>(r) * stride + c]; };
+}
+
+// S[i][t] = sum_d Q(i, d) * K(t, d) and O[i][c] += sum_t P[i][t] * V(t, c), in that order, for Q / K / V given as
 // element accessors (the row and pair layouts differ only there).
-template <typename KAt>
-void qk_ref(const uint16_t* q0, int q_stride, float* s0, int s_stride, int nq, int nt, int dim, KAt k_at) {
+template <typename QAt, typename KAt>
+void qk_ref(float* s0, int s_stride, int nq, int nt, int dim, QAt q_at, KAt k_at) {
   for (int i = 0; i < nq; ++i) {
-    const uint16_t* q = q0 + static_cast<int64_t>(i) * q_stride;
     for (int t = 0; t < nt; ++t) {
       float s = 0.0f;
-      for (int d = 0; d < dim; ++d) s += bf16_to_f32(q[d]) * bf16_to_f32(k_at(t, d));
+      for (int d = 0; d < dim; ++d) s += bf16_to_f32(q_at(i, d)) * bf16_to_f32(k_at(t, d));
       s0[static_cast<int64_t>(i) * s_stride + t] = s;
     }
   }
@@ -40,19 +44,17 @@ void pv_ref(const uint16_t* p0, int p_stride, float* o0, int o_stride, int nq, i
 }  // namespace
 
 void qk_bf16_scalar(const QkParams& p) {
-  qk_ref(p.q, p.q_stride, p.s, p.s_stride, p.nq, p.nt, p.d,
-         [&](int t, int d) { return p.k[static_cast<int64_t>(t) * p.k_stride + d]; });
+  qk_ref(p.s, p.s_stride, p.nq, p.nt, p.d, row_major(p.q, p.q_stride), row_major(p.k, p.k_stride));
 }
 
 void pv_bf16_scalar(const PvParams& p) {
-  pv_ref(p.p, p.p_stride, p.o, p.o_stride, p.nq, p.nt, p.dv,
-         [&](int t, int c) { return p.v[static_cast<int64_t>(t) * p.v_stride + c]; });
+  pv_ref(p.p, p.p_stride, p.o, p.o_stride, p.nq, p.nt, p.dv, row_major(p.v, p.v_stride));
 }
 
 // Pair layouts as written in attn_kernels.h: K[t][c] = kp[2 ((c / 2) * kp_stride + t) + c % 2],
 // V[t][c] = vp[2 ((t / 2) * vp_stride + c) + t % 2].
 void qk_kpacked_scalar(const QkPackedParams& p) {
-  qk_ref(p.q, p.q_stride, p.s, p.s_stride, p.nq, p.nt, p.d,
+  qk_ref(p.s, p.s_stride, p.nq, p.nt, p.d, row_major(p.q, p.q_stride),
          [&](int t, int d) { return p.kp[2 * (static_cast<int64_t>(d / 2) * p.kp_stride + t) + d % 2]; });
 }
 
@@ -61,18 +63,13 @@ void pv_vpacked_scalar(const PvPackedParams& p) {
          [&](int t, int c) { return p.vp[2 * (static_cast<int64_t>(t / 2) * p.vp_stride + c) + t % 2]; });
 }
 
-// Q[i][c] = qt[(c / 2) * qt_stride + i], low half for even c, high half for odd c.
+// Q[i][c] = qt[(c / 2) * qt_stride + i], low half for even c, high half for odd c (the Q rows are not read).
 void qk_qpacked_scalar(const QkQPackedParams& p) {
-  const uint16_t* q = reinterpret_cast<const uint16_t*>(p.qt);
-  for (int i = 0; i < p.nq; ++i) {
-    for (int t = 0; t < p.nt; ++t) {
-      const uint16_t* k = p.k + static_cast<int64_t>(t) * p.k_stride;
-      float s = 0.0f;
-      for (int d = 0; d < p.d; ++d)
-        s += bf16_to_f32(q[2 * (static_cast<int64_t>(d / 2) * p.qt_stride + i) + d % 2]) * bf16_to_f32(k[d]);
-      p.s[static_cast<int64_t>(i) * p.s_stride + t] = s;
-    }
-  }
+  const uint16_t* qt = reinterpret_cast<const uint16_t*>(p.qt);
+  qk_ref(
+      p.s, p.s_stride, p.nq, p.nt, p.d,
+      [&](int i, int d) { return qt[2 * (static_cast<int64_t>(d / 2) * p.qt_stride + i) + d % 2]; },
+      row_major(p.k, p.k_stride));
 }
 
 void pack_qt_pairs(const uint16_t* q, int q_stride, int nq, int d, uint32_t* qt) {

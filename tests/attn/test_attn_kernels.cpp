@@ -234,6 +234,18 @@ void check_softmax(const AttnKernels& k, int nq, int nt) {
   }
 }
 
+// Runs check(kernels) for every ISA this CPU supports; returns how many ran.
+template <typename Check>
+int for_each_supported(Check check) {
+  int ran = 0;
+  for (Isa isa : all_isas())
+    if (const AttnKernels* k = kernels_for(isa)) {
+      check(*k);
+      ++ran;
+    }
+  return ran;
+}
+
 }  // namespace
 
 TEST_CASE("attention kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
@@ -264,35 +276,27 @@ TEST_CASE("attention kernels match the scalar reference on every ISA this CPU ha
 // (AMX: 16+ query rows go to tiles, with B loaded from the block where it is complete and from zero-padded scratch
 // for the last partial k step). Positions past nt hold NaN; strides are the tightest a block allows and wider ones.
 TEST_CASE("pair-layout attention kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
-  int tested = 0;
-  for (Isa isa : all_isas()) {
-    const AttnKernels* k = kernels_for(isa);
-    if (!k) continue;
-    ++tested;
+  const int tested = for_each_supported([](const AttnKernels& k) {
     for (int nq : {1, 3, 8, 16, 17, 64})
       for (int nt : {1, 17, 31, 47, 64, kMaxBlockRows}) {
         const int block = (nt + 15) / 16 * 16;
         for (int d : {2, 18, 128, 146})
-          for (int stride : {block, block + 32}) check_qk(*k, nq, nt, d, stride);
+          for (int stride : {block, block + 32}) check_qk(k, nq, nt, d, stride);
         for (int dv : {1, 2, 18, 40, 128})
-          for (int stride : {dv, dv + 5}) check_pv(*k, nq, nt, dv, stride);
+          for (int stride : {dv, dv + 5}) check_pv(k, nq, nt, dv, stride);
       }
-  }
+  });
   REQUIRE(tested >= 1);
 }
 
 // The few-query-rows kernel over K rows with Q^T pre-packed (MLA decode: 16 heads, rows of 576; AMX: the K rows
 // are the A tiles, partial token groups and the k step past d from zero-padded scratch, 1 to 4 token tiles per B).
 TEST_CASE("Q-packed attention score kernels match the scalar reference on every ISA this CPU has", "[attn][kernels]") {
-  int tested = 0;
-  for (Isa isa : all_isas()) {
-    const AttnKernels* k = kernels_for(isa);
-    if (!k) continue;
-    ++tested;
+  const int tested = for_each_supported([](const AttnKernels& k) {
     for (int nq : {1, 3, 9, 16, 17})
       for (int nt : {1, 15, 16, 33, 64, 100, kMaxBlockRows})
-        for (int d : {1, 32, 65, 130, 576}) check_qk_qpacked(*k, nq, nt, d);
-  }
+        for (int d : {1, 32, 65, 130, 576}) check_qk_qpacked(k, nq, nt, d);
+  });
   REQUIRE(tested >= 1);
 }
 
