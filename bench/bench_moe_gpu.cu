@@ -181,6 +181,7 @@ int main(int argc, char** argv) {
         const double restore_ms = graph_ms(restore);
         std::printf("  %-8s %6d x restore (subtracted below) %.1f us\n", sh.name, n, restore_ms * 1e3);
         for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
+          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tile off sm_90a
           const double t = graph_ms([&] {
                              restore();
                              gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, &tile);
@@ -208,6 +209,7 @@ int main(int argc, char** argv) {
         const double bytes8 = double(touched) * (gu + dn + (gu_sc + dn_sc) * 4.0);
         double ms8 = 0;
         for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
+          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tile off sm_90a
           const double t8 = graph_ms([&] {
                               restore();
                               gpu::run_ffn_layer(c, L8, ws, blas, ws.x, n, s, &tile);

@@ -3,21 +3,22 @@
 #include <atomic>
 
 #include "cuda/grouped_gemm.cuh"
+#include "cuda/grouped_gemm_tile.cuh"
+#include "cuda/grouped_gemm_ws.cuh"
 #include "cuda/mma_util.cuh"
+#include "cuda/wgmma.cuh"
 #include "util/error.h"
 
 namespace afd::cuda {
 
 namespace {
 
-constexpr int kBK = 64;  // k per pipeline stage: one 128-byte shared-memory row per tile row
+using tile::kBK;
+using tile::swz;
 
-// Shared memory holds, per stage, BM rows of A then BN rows of W, each row kBK bf16 = 8 chunks of 16 B. Chunk c of
-// row r is stored at chunk position c ^ (r & 7), so the 8 rows an ldmatrix phase reads hit 8 different bank groups.
-// With fp8 weights a stage holds BN rows of kBK bytes (4 chunks, unswizzled) and their scales instead, and one
-// bf16 W tile after the stages receives each stage's rows converted and scaled, in the bf16 layout, before the
-// MMAs read it.
-__device__ __forceinline__ int swz(int r, int c) { return r * 8 + (c ^ (r & 7)); }
+// With fp8 weights a stage holds BN rows of kBK bytes (4 chunks, unswizzled) and their scales instead of the bf16
+// W rows, and one bf16 W tile after the stages receives each stage's rows converted and scaled, in the bf16
+// layout, before the MMAs read it.
 
 // 16 e4m3 values times `scale`, rounded to bf16 (e4m3 -> half is exact, half -> float exact, one fp32 multiply:
 // the loader's bf16(fp32(q) * s)), as two 16-byte chunks. (Measured on an H100: building the fp32 from the e4m3
@@ -38,10 +39,15 @@ __device__ __forceinline__ void fp8x16_to_bf16(uint4 q, float scale, uint4& lo, 
   hi = make_uint4(out[4], out[5], out[6], out[7]);
 }
 
-template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool kFp8>
+// kWgmma: the MMAs are Hopper warpgroup MMAs (wgmma m64n256k16) reading both tiles straight from the swizzled
+// stages (the swizzle above is the hardware's 128-byte swizzle when stages start 1024-byte aligned); warp w then owns
+// rows 16w .. 16w + 15 of the tile and every column, in mma.sync's fragment layout, so the epilogues are shared.
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool kFp8, bool kWgmma>
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     grouped_gemm_bf16_bf16_kernel(GroupedGemmParams p) {
   constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  static_assert(!kWgmma || (BM == 16 * WARPS_M && WARPS_N == 1 && BN == 256 && BM % 64 == 0),
+                "wgmma tiles: one m64n256 per warpgroup");
   constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // warp tile
   constexpr int MI = WM / 16, NI = WN / 8;             // mma tiles per warp
   static_assert(NI % 2 == 0, "B fragments are loaded two n8 tiles at a time");
@@ -53,26 +59,14 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
   constexpr int kAChunks = (BM * 8 + kThreads - 1) / kThreads, kBChunks = BN * kBRowChunks / kThreads;
   static_assert(kBChunks * kThreads == BN * kBRowChunks && (BM * 8 % kThreads == 0 || kAChunks == 1),
                 "uneven tile split");
-  extern __shared__ uint4 smem[];
+  extern __shared__ uint4 smem_raw[];
+  // 1024-byte aligned (the launch adds the slack): wgmma's swizzle is on absolute address bits.
+  uint4* const smem = reinterpret_cast<uint4*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
 
   // Which rows this block owns: M tile blockIdx.y of the flattened (group, tile) list.
-  int g = 0, row_begin, rows;
-  const int tile = blockIdx.y;
-  if (p.group_offset) {
-    if (tile >= p.tile_offset[p.groups]) return;
-    int lo = 0, hi = p.groups - 1;  // largest g with tile_offset[g] <= tile (empty groups share offsets)
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) >> 1;
-      if (p.tile_offset[mid] <= tile) lo = mid; else hi = mid - 1;
-    }
-    g = lo;
-    row_begin = p.group_offset[g] + (tile - p.tile_offset[g]) * BM;
-    rows = min(BM, p.group_offset[g + 1] - row_begin);
-  } else {
-    row_begin = tile * BM;
-    if (row_begin >= p.m) return;
-    rows = min(BM, p.m - row_begin);
-  }
+  const tile::Rows own = tile::locate<BM>(p, blockIdx.y);
+  if (own.count == 0) return;
+  const int g = own.group, row_begin = own.begin, rows = own.count;
   const int n0 = blockIdx.x * BN;
 
   // Per-thread source rows, fixed for the whole k loop (chunk index i -> row i/8, column chunk i%8).
@@ -163,6 +157,36 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     if (s < ktiles) load_stage(s, s * kBK);
     ptx::cp_async_commit();
   }
+  if constexpr (kWgmma) {
+    // Each stage: publish the landed stage to the async proxy, issue its wgmmas, refill the stage the previous
+    // iteration read (its wgmmas completed before the barrier) while these run, then wait for them. (Keeping one
+    // stage's wgmmas in flight, or 128x128 tiles two blocks per SM, measured no faster on an H200.)
+    float(&d)[BN / 2] = *reinterpret_cast<float(*)[BN / 2]>(&acc[0][0][0]);
+    const uint32_t a_off = (warp / 4) * 64 * 128;  // this warpgroup's 64 rows
+    for (int kt = 0; kt < ktiles; ++kt) {
+      ptx::cp_async_wait<STAGES - 2>();
+      wgmma::fence_proxy_async();
+      __syncthreads();  // stage kt landed for every thread; every warpgroup is done with stage kt-1
+      const uint4* sa = smem + (kt % STAGES) * kStageChunks;
+      const uint4* sb = sa + BM * 8;
+      if constexpr (kFp8) {
+        convert_stage(kt % STAGES, sbf);
+        wgmma::fence_proxy_async();
+        __syncthreads();
+        sb = sbf;
+      }
+      const uint32_t a_addr = ptx::smem_addr(sa) + a_off, b_addr = ptx::smem_addr(sb);
+      wgmma::fence();
+#pragma unroll
+      for (int ks = 0; ks < kBK / 16; ++ks)
+        wgmma::mma<BN>(d, wgmma::desc_k_major_sw128(a_addr + ks * 32), wgmma::desc_k_major_sw128(b_addr + ks * 32));
+      wgmma::commit();
+      const int nk = kt + STAGES - 1;
+      if (nk < ktiles) load_stage(nk % STAGES, nk * kBK);
+      ptx::cp_async_commit();
+      wgmma::wait<0>();
+    }
+  } else
   for (int kt = 0; kt < ktiles; ++kt) {
     ptx::cp_async_wait<STAGES - 2>();
     __syncthreads();  // stage kt landed for every thread; every warp is done with stage kt-1 (refilled next)
@@ -204,57 +228,18 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
   }
   ptx::cp_async_wait<0>();
 
-  if (p.silu_mul) {
-    // Tile pair (j, j+1) holds 8 gate and the 8 up columns of features col0/2 .. col0/2 + 7 (col0 % 16 == 0).
-    const int half = p.n / 2;
-#pragma unroll
-    for (int i = 0; i < MI; ++i)
-#pragma unroll
-      for (int j = 0; j < NI; j += 2) {
-        const int col0 = n0 + wn0 + j * 8;
-        if (col0 >= p.n) continue;
-        const int f = col0 / 2 + 2 * (lane & 3);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = wm0 + i * 16 + (lane >> 2) + h * 8;
-          if (r >= rows) continue;
-          float a[2];
-#pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            const float g = __bfloat162float(__float2bfloat16_rn(acc[i][j][2 * h + q]));
-            const float u = __bfloat162float(__float2bfloat16_rn(acc[i][j + 1][2 * h + q]));
-            a[q] = __bfloat162float(__float2bfloat16_rn(g / (1.0f + expf(-g)))) * u;
-          }
-          *reinterpret_cast<__nv_bfloat162*>(p.c + static_cast<int64_t>(row_begin + r) * half + f) =
-              __floats2bfloat162_rn(a[0], a[1]);
-        }
-      }
-    return;
-  }
-
-  // Epilogue: accumulator (i, j, q) is row wm0 + 16i + lane/4 (+8 for q >= 2), column wn0 + 8j + 2(lane%4) (+1).
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j) {
-      const int col = n0 + wn0 + j * 8 + 2 * (lane & 3);
-      if (col >= p.n) continue;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = wm0 + i * 16 + (lane >> 2) + h * 8;
-        if (r < rows)
-          *reinterpret_cast<__nv_bfloat162*>(p.c + static_cast<int64_t>(row_begin + r) * p.n + col) =
-              __floats2bfloat162_rn(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
-      }
-    }
+  tile::store<MI, NI>(p, acc, own, n0, wm0, wn0, lane);
 }
 
-// fp8 weights: two more stages in flight (a stage carries half the weight bytes), plus the bf16 W tile.
-template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES_BF16, bool kFp8>
+// fp8 weights: two more stages in flight (a stage carries half the weight bytes), plus the bf16 W tile; the wgmma
+// tile's stages already fill shared memory, so it keeps its count.
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES_BF16, bool kFp8, bool kWgmma>
 void launch_as(const GroupedGemmParams& p, cudaStream_t stream) {
-  constexpr int STAGES = kFp8 ? STAGES_BF16 + 2 : STAGES_BF16;
-  auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES, kFp8>;
-  constexpr int kSmem = (STAGES * (BM * 8 + (kFp8 ? BN * (kBK / 16) + BN / 4 : BN * 8)) + (kFp8 ? BN * 8 : 0)) * 16;
+  constexpr int STAGES = kFp8 && !kWgmma ? STAGES_BF16 + 2 : STAGES_BF16;
+  auto kernel = grouped_gemm_bf16_bf16_kernel<BM, BN, WARPS_M, WARPS_N, STAGES, kFp8, kWgmma>;
+  constexpr int kSmem =
+      (STAGES * (BM * 8 + (kFp8 ? BN * (kBK / 16) + BN / 4 : BN * 8)) + (kFp8 ? BN * 8 : 0)) * 16 + 1024;
+  static_assert(kSmem <= 227 * 1024, "tile exceeds shared memory");
   // The shared-memory limit is raised once per device (bit d of `configured`).
   static std::atomic<uint64_t> configured{0};
   int dev = 0;
@@ -269,12 +254,12 @@ void launch_as(const GroupedGemmParams& p, cudaStream_t stream) {
   AFD_CUDA_CHECK(cudaGetLastError());
 }
 
-template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+template <int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool kWgmma = false>
 void launch(const GroupedGemmParams& p, cudaStream_t stream) {
   if (p.w8)
-    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, true>(p, stream);
+    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, true, kWgmma>(p, stream);
   else
-    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, false>(p, stream);
+    launch_as<BM, BN, WARPS_M, WARPS_N, STAGES, false, kWgmma>(p, stream);
 }
 
 }  // namespace
@@ -283,7 +268,7 @@ int gemm_tile_rows(GemmTile t) {
   switch (t) {
     case GemmTile::kM16: case GemmTile::kM16N64: case GemmTile::kM16N256: return 16;
     case GemmTile::kM64: return 64;
-    case GemmTile::kM128: case GemmTile::kM128N256: return 128;
+    case GemmTile::kM128: case GemmTile::kM128N256: case GemmTile::kM128N256Wgmma: return 128;
   }
   return 128;
 }
@@ -296,14 +281,36 @@ const char* gemm_tile_name(GemmTile t) {
     case GemmTile::kM64: return "64x128";
     case GemmTile::kM128: return "128x128";
     case GemmTile::kM128N256: return "128x256";
+    case GemmTile::kM128N256Wgmma: return "128x256wg";
   }
   return "?";
+}
+
+bool gemm_tile_available(GemmTile t) {
+  if (t != GemmTile::kM128N256Wgmma) return true;
+#ifdef AFD_CUDA_WGMMA
+  static std::atomic<int8_t> known[64] = {};  // per device: 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  AFD_CUDA_CHECK(cudaGetDevice(&dev));
+  std::atomic<int8_t>& k = known[dev & 63];
+  if (k.load() == 0) {
+    int major = 0, minor = 0;
+    AFD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    AFD_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    k.store(major == 9 && minor == 0 ? 2 : 1);
+  }
+  return k.load() == 2;
+#else
+  return false;
+#endif
 }
 
 // Measured on an H100 (bench/RESULTS.md: the whole MoE layer with every tile, five runs): with <= 16 rows per
 // expert the 16-row tiles stream weights at 0.95-0.97 of the copy rate (V3) and 16x64 is never worse than the others
 // by more than noise; from 24 to 64 rows 64x128 and 16x64 tie; at 128-384 rows 64x128 and 128x256 are within
-// run-to-run noise (up to 10%) of each other, 128x256 more often ahead. 128x128 is never best.
+// run-to-run noise (up to 10%) of each other, 128x256 more often ahead. 128x128 is never best. On an H200 the
+// wgmma tile (warp-specialised, TMA) takes 0.61-0.67x the 128x256 mma.sync tile's layer time at 128-384 rows and
+// ties the 16-row tiles at <= 16 rows (bench/RESULTS.md, "wgmma").
 // fp8 weights (bench/RESULTS.md, "Weight-only fp8 experts"): at 24 rows per expert (V2-Lite, 256 tokens) the
 // 64x128 tile ran 0.68x the bf16 layer; 16-row tiles stream each expert's e4m3 bytes twice there, which is the
 // bf16 tile's byte count, so they are used up to kFp8M16Rows rows.
@@ -311,7 +318,7 @@ constexpr double kFp8M16Rows = 32;
 GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights) {
   if (rows_per_group <= 16 || (fp8_weights && rows_per_group <= kFp8M16Rows)) return GemmTile::kM16N64;
   if (rows_per_group < 128) return GemmTile::kM64;
-  return GemmTile::kM128N256;
+  return gemm_tile_available(GemmTile::kM128N256Wgmma) ? GemmTile::kM128N256Wgmma : GemmTile::kM128N256;
 }
 
 void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
@@ -328,6 +335,12 @@ void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
     case GemmTile::kM64: return launch<64, 128, 2, 2, 4>(p, stream);
     case GemmTile::kM128: return launch<128, 128, 2, 4, 3>(p, stream);
     case GemmTile::kM128N256: return launch<128, 256, 2, 4, 3>(p, stream);
+    case GemmTile::kM128N256Wgmma:
+      // bf16 weights: the warp-specialised TMA kernel; fp8 weights (converted per stage by every thread): the
+      // block-synchronous one (bench/RESULTS.md, "wgmma").
+      AFD_CHECK(gemm_tile_available(p.tile), "the wgmma tile needs an sm_90a build on a compute capability 9.0 GPU");
+      if (grouped_gemm_ws_supported(p)) return grouped_gemm_ws(p, stream);
+      return launch<128, 256, 8, 1, 4, true>(p, stream);
   }
 }
 

@@ -20,11 +20,16 @@ namespace afd::cuda {
 // Block tiles (rows x output columns), chosen per call by the average rows per group (gemm_tile_for_rows; the
 // choice was made by measurement, bench/RESULTS.md). 16-row tiles stream weights for decode; 128-row tiles are
 // for prefill.
-enum class GemmTile { kM16, kM16N64, kM16N256, kM64, kM128, kM128N256 };
-constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16,  GemmTile::kM16N64, GemmTile::kM16N256,
-                                      GemmTile::kM64,  GemmTile::kM128,   GemmTile::kM128N256};
+// kM128N256Wgmma is the 128x256 tile on Hopper warpgroup MMAs (sm_90a builds on compute capability 9.0 only:
+// gemm_tile_available says whether this build and the current device have it): a warp-specialised persistent
+// kernel with TMA weight tiles for bf16 (grouped_gemm_ws.cu), a block-synchronous one for fp8. Every tile gives the
+// same bits (the MMAs' k order is the same), so the choice never changes a result.
+enum class GemmTile { kM16, kM16N64, kM16N256, kM64, kM128, kM128N256, kM128N256Wgmma };
+constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16, GemmTile::kM16N64,   GemmTile::kM16N256,      GemmTile::kM64,
+                                      GemmTile::kM128, GemmTile::kM128N256, GemmTile::kM128N256Wgmma};
 int gemm_tile_rows(GemmTile t);             // BM of the tile: 16, 64 or 128
 const char* gemm_tile_name(GemmTile t);     // "16x128" etc.
+bool gemm_tile_available(GemmTile t);       // false only for the wgmma tile off sm_90a builds / devices
 // fp8_weights: the weights are e4m3 (GroupedGemmParams::w8), converted per k stage: the conversion is shared by
 // the rows of a tile, which moves the point where taller tiles pay off.
 GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights = false);

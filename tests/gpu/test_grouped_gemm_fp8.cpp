@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -42,6 +44,25 @@ std::vector<uint16_t> run(cuda::GroupedGemmParams p, int rows, int cols) {
   return c;
 }
 
+// Grouped bf16 GEMM parameters over device buffers: G groups, M rows gathered through `gather`, W [G, N, K].
+cuda::GroupedGemmParams bf16_params(const uint16_t* a, const int32_t* gather, const uint16_t* w, const int32_t* off,
+                                    const int32_t* toff, int G, int M, int N, int K, cuda::GemmTile tile) {
+  cuda::GroupedGemmParams p{};
+  p.a = reinterpret_cast<const __nv_bfloat16*>(a);
+  p.a_rows = gather;
+  p.w = reinterpret_cast<const __nv_bfloat16*>(w);
+  p.w_stride = static_cast<int64_t>(N) * K;
+  p.group_offset = off;
+  p.tile_offset = toff;
+  p.groups = G;
+  const int bm = cuda::gemm_tile_rows(tile);
+  p.max_tiles = (M + bm - 1) / bm + G;
+  p.n = N;
+  p.k = K;
+  p.tile = tile;
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised weights", "[gpu][gemm][fp8]") {
@@ -52,7 +73,8 @@ TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised wei
     bool silu;
     float scale_lo, scale_hi;
   };
-  for (const auto tile : cuda::kAllGemmTiles)
+  for (const auto tile : cuda::kAllGemmTiles) {
+    if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tile off sm_90a
     for (const Shape sh : {Shape{40, 208, false, 0.002f, 0.3f}, Shape{264, 144, false, 100.0f, 600.0f},
                            Shape{272, 208, true, 0.002f, 0.3f}}) {
       const int bm = cuda::gemm_tile_rows(tile), N = sh.n, K = sh.k, scols = (K + 127) / 128;
@@ -84,18 +106,7 @@ TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised wei
       Dev<uint8_t> dq(q);
       Dev<float> ds(scale);
       Dev<int32_t> dg(gather), doff(off), dtoff(toff);
-      cuda::GroupedGemmParams p{};
-      p.a = reinterpret_cast<const __nv_bfloat16*>(da.p);
-      p.a_rows = dg.p;
-      p.w = reinterpret_cast<const __nv_bfloat16*>(dw.p);
-      p.w_stride = static_cast<int64_t>(N) * K;
-      p.group_offset = doff.p;
-      p.tile_offset = dtoff.p;
-      p.groups = G;
-      p.max_tiles = (M + bm - 1) / bm + G;
-      p.n = N;
-      p.k = K;
-      p.tile = tile;
+      cuda::GroupedGemmParams p = bf16_params(da.p, dg.p, dw.p, doff.p, dtoff.p, G, M, N, K, tile);
       p.silu_mul = sh.silu;
       const int cols = sh.silu ? N / 2 : N;
       const std::vector<uint16_t> want = run(p, M, cols);
@@ -109,6 +120,63 @@ TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised wei
         bad += got[i] != want[i];
         nan += (got[i] & 0x7fff) > 0x7f80;
       }
+      CHECK(nan == 0);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+// The header's batch-invariance claim: an output's accumulation order depends only on k, so every tile (mma.sync
+// and wgmma alike) gives the same bits, and a row's result does not depend on which tile its batch size picks.
+// On a Hopper GPU an sm_90a build must offer the wgmma tile (the default build does).
+TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm]") {
+  int dev = 0, major = 0;
+  AFD_CUDA_CHECK(cudaGetDevice(&dev));
+  AFD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+#ifdef AFD_CUDA_WGMMA
+  if (major == 9) REQUIRE(cuda::gemm_tile_available(cuda::GemmTile::kM128N256Wgmma));
+#endif
+  // Enough (M tile, N block) jobs that the persistent wgmma kernel's blocks each take several, with an odd number
+  // of k stages (17), so its stage ring wraps across jobs at every phase.
+  std::mt19937 rng(7);
+  std::vector<int> counts = {130, 0, 1, 257, 7};
+  for (int g = 0; g < 40; ++g) counts.push_back(g % 9 == 0 ? 0 : static_cast<int>(rng() % 300));
+  const int G = static_cast<int>(counts.size()), N = 2064, K = 1048;
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<int> off(G + 1, 0);
+  for (int g = 0; g < G; ++g) off[g + 1] = off[g] + counts[g];
+  const int M = off[G], arows = M + 5;
+  std::vector<uint16_t> a(static_cast<size_t>(arows) * K), w(static_cast<size_t>(G) * N * K);
+  for (auto& v : a) v = f32_to_bf16(d(rng));
+  for (auto& v : w) v = f32_to_bf16(d(rng));
+  std::vector<int32_t> gather(M);
+  for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
+  Dev<uint16_t> da(a), dw(w);
+  Dev<int32_t> dg(gather), doff(off);
+  std::vector<uint16_t> first;
+  for (const bool silu : {false, true})
+    for (const auto tile : cuda::kAllGemmTiles) {
+      if (!cuda::gemm_tile_available(tile)) continue;
+      INFO("tile " << cuda::gemm_tile_name(tile) << " silu " << silu);
+      const int bm = cuda::gemm_tile_rows(tile);
+      std::vector<int> toff(G + 1, 0);
+      for (int g = 0; g < G; ++g) toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
+      Dev<int32_t> dtoff(toff);
+      cuda::GroupedGemmParams p = bf16_params(da.p, dg.p, dw.p, doff.p, dtoff.p, G, M, N, K, tile);
+      p.silu_mul = silu;
+      const std::vector<uint16_t> got = run(p, M, silu ? N / 2 : N);
+      if (tile == cuda::kAllGemmTiles[0]) {
+        first = got;
+        continue;
+      }
+      int bad = 0, nan = 0;
+      double worst = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        bad += got[i] != first[i];
+        nan += (got[i] & 0x7fff) > 0x7f80;
+        worst = std::max(worst, static_cast<double>(std::fabs(bf16_to_f32(got[i]) - bf16_to_f32(first[i]))));
+      }
+      INFO("differing outputs " << bad << " of " << got.size() << ", largest difference " << worst);
       CHECK(nan == 0);
       CHECK(bad == 0);
     }
