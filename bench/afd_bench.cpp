@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "app/engine_factory.h"
+#include "attn_cpu/kv_cache.h"
 #include "app/openmp_policy.h"
 #include "bench/bench_clients.h"
 #include "bench/bench_point.h"
@@ -73,7 +74,7 @@ void write_file(const std::string& path, const std::string& text) {
 
 int main(int argc, char** argv) {
   app::prefer_passive_openmp(argv);
-  std::string config, model, out_dir = "bench-out", ffn_remote;
+  std::string config, model, out_dir = "bench-out", ffn_remote, kv_dtype;
   std::vector<std::string> sweeps;
   PointSpec base;
   bool quick = false;
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_dir, "Directory for results.csv, results.json, *.svg, trace-*.json.");
   app.add_option("--layers", layers,
                  "Synthetic models only: use this many of the preset's layers (when memory demands it; reported).");
+  app.add_option("--kv-cache-dtype", kv_dtype, "KV-cache elements: bf16 (default) or fp8_e4m3 (half the bytes).");
   app.add_flag("--quick", quick, "Small everything (the bundled tiny model by default): finishes in under a minute.");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -128,7 +130,10 @@ int main(int argc, char** argv) {
       if (rc.attn_threads) ro.attn_threads = *rc.attn_threads;
       if (rc.micro_batches) ro.micro_batches = *rc.micro_batches;
       if (rc.gpus && !app.count("--gpus")) ro.gpus = *rc.gpus;
+      if (rc.kv_cache_dtype) ro.kv_cache_dtype = *rc.kv_cache_dtype;
     }
+    if (!kv_dtype.empty()) ro.kv_cache_dtype = kv_dtype;
+    attn::parse_kv_dtype(ro.kv_cache_dtype, "--kv-cache-dtype");  // a bad value fails here, before any loading
     if (app.count("--gpus")) ro.gpus = gpus;
     if (!model.empty()) src = {model, std::nullopt};
     if (src.dir.empty() && !src.synthetic) src.dir = AFD_DEFAULT_MODEL;

@@ -12,6 +12,7 @@
 // --kv-layout rows measures the plain-rows layout instead (K/V repacked per block by the AVX-512 / AMX kernels).
 // Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
 //                           [--kv-layout pairs|rows] [--block 64] (KV positions per cache block, <= 256)
+//                           [--kv-dtype bf16|fp8_e4m3] (KV cache elements; fp8 reads half the bytes)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -47,6 +48,7 @@ struct Args {
   int mla = 1;  // 0: skip the MLA cases
   bool gqa_pairs = true;  // --kv-layout pairs|rows (GQA; MLA is always rows)
   int block = 64;         // --block: KV positions per cache block
+  attn::KvDtype dtype = attn::KvDtype::kBf16;  // --kv-dtype bf16|fp8_e4m3
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -68,6 +70,20 @@ void fill_random(attn::ThreadPool& pool, uint16_t* p, int64_t n, uint64_t seed) 
       s ^= s << 17;
       const float f = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) / static_cast<float>(1 << 23);
       p[i] = f32_to_bf16(f == 0.0f ? 0.5f : f);
+    }
+  });
+}
+
+// The same for an fp8 pool: e4m3 codes of magnitude below 2 (never NaN, never 0), random sign.
+void fill_random_fp8(attn::ThreadPool& pool, uint8_t* p, int64_t n, uint64_t seed) {
+  const int parts = pool.size() * 4;
+  pool.parallel_for(parts, [&](int part, int) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(part) * 0xbf58476d1ce4e5b9ull + 1;
+    for (int64_t i = n * part / parts; i < n * (part + 1) / parts; ++i) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      p[i] = static_cast<uint8_t>(((s >> 32) % 0x3f + 1) | ((s >> 48) & 0x80));
     }
   });
 }
@@ -135,7 +151,8 @@ struct CoreResult {
 
 // Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
 CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int batch, int ctx, int kv_heads,
-                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int block, int iters) {
+                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int block, attn::KvDtype dtype,
+                       int iters) {
   attn::KvLayout lay;
   lay.layers = 1;
   lay.kv_heads = kv_heads;
@@ -143,10 +160,14 @@ CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int ba
   lay.v_dim = mla ? 0 : v_dim;
   lay.block_size = block;
   lay.row_layout = pairs ? attn::KvRowLayout::kPairs : attn::KvRowLayout::kRows;
+  lay.dtype = dtype;
   const int64_t blocks_per_seq = (ctx + lay.block_size - 1) / lay.block_size;
   attn::PagedKvCache cache(lay, blocks_per_seq * batch, batch);
   // Random finite values in every element of the pool: any position in either layout holds a plausible value.
-  fill_random(pool, cache.k_rows(0, 0, 0), cache.total_blocks() * lay.layer_block_elems(), 1);
+  if (dtype == attn::KvDtype::kBf16)
+    fill_random(pool, cache.k_rows(0, 0, 0), cache.total_blocks() * lay.layer_block_elems(), 1);
+  else
+    fill_random_fp8(pool, cache.k_bytes(0, 0, 0), cache.total_blocks() * lay.layer_block_elems(), 1);
   std::vector<int32_t> slots(batch), start(batch + 1), cached(batch, ctx - 1);
   for (int s = 0; s < batch; ++s) {
     slots[s] = cache.open();
@@ -179,7 +200,7 @@ CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int ba
   }
   CoreResult r;
   r.ms = median(t) * 1e3;
-  r.kv_bytes = static_cast<double>(batch) * ctx * kv_heads * (qk_dim + (mla ? 0 : v_dim)) * 2;
+  r.kv_bytes = static_cast<double>(batch) * ctx * kv_heads * (qk_dim + (mla ? 0 : v_dim)) * lay.elem_bytes();
   r.flops = 2.0 * batch * H * static_cast<double>(ctx) * (qk_dim + v_dim);
   return r;
 }
@@ -211,6 +232,14 @@ int main(int argc, char** argv) {
       }
       a.gqa_pairs = s == "pairs";
     }
+    else if (k == "--kv-dtype") {
+      try {
+        a.dtype = attn::parse_kv_dtype(argv[i + 1], "--kv-dtype");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+      }
+    }
     else if (k == "--isa") {
       const std::string s = argv[i + 1];
       a.isa = s == "scalar" ? 0 : s == "avx2" ? 1 : s == "avx512" ? 2 : s == "amx" ? 3 : -1;
@@ -234,8 +263,9 @@ int main(int argc, char** argv) {
   // Before the pool exists: its pinned workers would share the cores with the peak's threads.
   const double peak = cpu::peak_flops(isa, a.threads);
   attn::ThreadPool pool(a.threads, true);
-  std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d, KV block %d\n", a.threads,
-              cpu::isa_name(isa), cpu::dnnl_isa_name().c_str(), a.batch, a.ctx, a.block);
+  std::printf("afd-bench-attn-cpu: %d threads, kernels %s, oneDNN ISA %s, batch %d, context %d, KV block %d, KV %s\n",
+              a.threads, cpu::isa_name(isa), cpu::dnnl_isa_name().c_str(), a.batch, a.ctx, a.block,
+              attn::kv_dtype_name(a.dtype));
 
   const double bw = read_bandwidth(pool, int64_t{1} << 30);
   std::printf("ceiling  host read bandwidth (%d threads, 1 GiB): %.1f GB/s\n", a.threads, bw);
@@ -255,13 +285,14 @@ int main(int argc, char** argv) {
   std::printf("ceiling  arithmetic peak of the %s kernels' instruction (%d threads): %.3f TFLOP/s\n", cpu::isa_name(isa),
               a.threads, peak / 1e12);
 
-  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.block, a.iters);
+  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.block, a.dtype, a.iters);
   std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128, KV %s) %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
               a.gqa_pairs ? "pairs" : "rows", g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
   if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
-    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, std::max(1, a.iters / 2));
+    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, a.dtype,
+                                    std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
                 "  (KV %.2f GB/s = %.2f of read bandwidth)\n",
                 name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6,

@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "attn_cpu/kv_cache.h"
 #include "bench/svg_plot.h"
 #include "model/memory_plan.h"
 #include "util/error.h"
@@ -39,6 +40,7 @@ app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec)
   PlanInputs in;
   in.batch = spec.batch;
   in.context = spec.context;
+  in.kv_elem_bytes = attn::kv_dtype_bytes(attn::parse_kv_dtype(spec.ro.kv_cache_dtype, "--kv-cache-dtype"));
   const MemoryPlan plan = plan_memory(cfg, in);
   app::RuntimeOptions ro = spec.ro;
   ro.max_batch = spec.batch;

@@ -122,6 +122,8 @@ struct AttnKernels {
   void (*qk_kpacked)(const QkPackedParams&) = nullptr;
   void (*pv_vpacked)(const PvPackedParams&) = nullptr;
   void (*qk_qpacked)(const QkQPackedParams&) = nullptr;
+  // float8_e4m3fn -> bf16 (exact; NaN codes -> bf16 NaN with their sign): the fp8 KV cache's rows, per block.
+  void (*fp8_to_bf16)(const uint8_t* src, uint16_t* dst, int64_t n) = nullptr;
 };
 
 // The kernels of `isa`, or nullptr when this CPU cannot run them (cpu_supports(isa) is false).
@@ -150,5 +152,8 @@ void qk_qpacked_scalar(const QkQPackedParams& p);
 void qk_qpacked_avx2(const QkQPackedParams& p);
 void qk_qpacked_avx512(const QkQPackedParams& p);
 void qk_qpacked_amx(const QkQPackedParams& p);
+void fp8_to_bf16_scalar(const uint8_t* src, uint16_t* dst, int64_t n);
+void fp8_to_bf16_avx2(const uint8_t* src, uint16_t* dst, int64_t n);
+void fp8_to_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t n);  // also the AMX table's
 
 }  // namespace afd::cpu

@@ -8,6 +8,7 @@ namespace afd::cpu {
 // that kAvx512Bf16 and kAmx also need AVX2 (always true on CPUs that have them).
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512Bf16 = 2, kAmx = 3 };
 constexpr int kNumIsas = 4;
+constexpr Isa kAllIsas[kNumIsas] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512Bf16, Isa::kAmx};
 
 const char* isa_name(Isa isa);
 

@@ -71,6 +71,7 @@ std::shared_ptr<AttnBackend> make_attn_backend(std::shared_ptr<const Bf16Weights
   attn::CpuAttnOptions ao;
   ao.threads = o.attn_threads;
   ao.block_size = o.kv_block;
+  ao.kv_dtype = attn::parse_kv_dtype(o.kv_cache_dtype, "--kv-cache-dtype");
   ao.pool_bytes = o.kv_pool_mb << 20;
   ao.max_seqs = std::max(o.max_batch * 2, 16);
   return std::make_shared<attn::CpuAttention>(std::move(w), ao);

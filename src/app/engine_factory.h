@@ -24,6 +24,7 @@ struct RuntimeOptions {
   int max_step_tokens = 512;
   int64_t kv_pool_mb = 1024;        // host KV pool
   int kv_block = 64;                // positions per KV block
+  std::string kv_cache_dtype = "bf16";  // KV cache elements: bf16 | fp8_e4m3 (half the bytes, e4m3-rounded)
   int gpus = 1;                     // GPUs gpu .. gpu + gpus - 1 share the routed experts (expert parallelism)
   std::string ep_input = "copies";  // expert parallelism: copies | broadcast (gpu::EpInput)
   std::string ep_output = "reduce"; // expert parallelism: reduce | host-sum (gpu::EpOutput)

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/run_options.h"
+#include "attn_cpu/kv_cache.h"
 #include "model/memory_plan.h"
 #include "util/error.h"
 
@@ -17,6 +18,7 @@ int run_dry_run(const RunOptions& o) {
   in.gpus = o.runtime.gpus;
   in.fp8_experts = cfg.fp8 && o.runtime.ffn_device != "cpu";  // a GPU FFN keeps fp8 experts; the CPU FFN cannot
   in.kv_pool_bytes = o.runtime.kv_pool_mb << 20;
+  in.kv_elem_bytes = attn::kv_dtype_bytes(attn::parse_kv_dtype(o.runtime.kv_cache_dtype, "--kv-cache-dtype"));
   in.batch = o.runtime.max_batch;
   in.context = o.plan_context;
   const MemoryPlan p = plan_memory(cfg, in);
@@ -31,6 +33,7 @@ int run_dry_run(const RunOptions& o) {
                               {"host_embed_bytes", p.embed_bytes},
                               {"host_attn_bytes", p.attn_bytes},
                               {"kv_pool_bytes", in.kv_pool_bytes},
+                              {"kv_elem_bytes", in.kv_elem_bytes},
                               {"kv_bytes_per_token", p.kv_bytes_per_token},
                               {"kv_capacity_tokens", p.kv_capacity_tokens},
                               {"routed_expert_bytes", p.routed_bytes},

@@ -17,6 +17,9 @@ inline void add_runtime_flags(CLI::App& app, RuntimeOptions& r) {
   app.add_option("--max-batch", r.max_batch, "Running sequences at most (continuous batching).");
   app.add_option("--max-step-tokens", r.max_step_tokens, "Tokens per step: decode tokens plus prefill chunks.");
   app.add_option("--kv-pool-mb", r.kv_pool_mb, "Host KV-cache pool size in MiB.");
+  app.add_option("--kv-cache-dtype", r.kv_cache_dtype,
+                 "KV-cache elements: bf16, or fp8_e4m3 (one byte each: twice the positions per MiB and half the bytes "
+                 "attention reads; values rounded to e4m3, scale 1).");
   app.add_option("--gpus", r.gpus,
                  "GPUs for the FFN side, --gpu onwards: the routed experts are split over them (expert parallelism); "
                  "with --dry-run, the GPUs the memory plan assumes.");
@@ -37,6 +40,7 @@ inline void apply_runtime_config(const RunConfig& rc, const CLI::App& app, Runti
   if (!app.count("--max-batch") && rc.max_batch) r.max_batch = *rc.max_batch;
   if (!app.count("--max-step-tokens") && rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
   if (!app.count("--kv-pool-mb") && rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
+  if (!app.count("--kv-cache-dtype") && rc.kv_cache_dtype) r.kv_cache_dtype = *rc.kv_cache_dtype;
   if (!app.count("--ffn-remote") && rc.ffn_remote) r.ffn_remote = *rc.ffn_remote;
   if (!app.count("--gpus") && rc.gpus) r.gpus = *rc.gpus;
 }

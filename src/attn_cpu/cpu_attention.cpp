@@ -70,6 +70,7 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
   KvLayout lay;
   lay.layers = c.num_layers;
   lay.block_size = opt.block_size;
+  lay.dtype = opt.kv_dtype;
   if (c.is_mla()) {
     lay.kv_heads = 1;
     lay.k_dim = c.kv_lora_rank + c.qk_rope_dim;
@@ -243,10 +244,14 @@ void CpuAttention::project_mla(const Layer& L, int layer, const AttnBatch& b, co
     // Cache row: [kv_a_layernorm(latent) | rope(k_pe)], both bf16.
     const float* ckv = f1_.data() + static_cast<size_t>(t) * n1 + nq;
     const int32_t block = cache_->block_table(b.seq_slot[s])[pos / bs];
-    uint16_t* row = cache_->k_row(block, layer, 0, pos % bs);  // MLA caches are kRows: written in place
+    // MLA caches are kRows: a bf16 one is written in place, an fp8 one through store_k (rounded once, at the end).
+    uint16_t tmp[cpu::kMaxRowWidth];
+    const bool in_place = cache_->layout().dtype == KvDtype::kBf16;
+    uint16_t* row = in_place ? cache_->k_row(block, layer, 0, pos % bs) : tmp;
     to_bf16(ckv, row_w, row);
     rmsnorm_bf16(row, L.kv_a_norm.data(), lora, kLatentEps, row);
     rope_apply_bf16(c.rope_layout, ang, row + lora, rd);
+    if (!in_place) cache_->store_k(block, layer, 0, pos % bs, row);
     // q_nope goes to [H][T][nope] for the batched W_UK product; q_pe is rotated into the tail of the q row.
     const float* q = qsrc + static_cast<size_t>(t) * qstride;
     for (int hh = 0; hh < H; ++hh) {

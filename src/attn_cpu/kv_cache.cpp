@@ -3,11 +3,53 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu/attn_kernels.h"
 #include "util/error.h"
+#include "util/numeric.h"
 
 namespace afd::attn {
 
-void PagedKvCache::FreeDeleter::operator()(uint16_t* p) const { std::free(p); }
+namespace {
+
+// bf16 bits -> e4m3 (the store rule in kv_cache.h), for every bf16 value: 64 KiB, built once.
+const uint8_t* bf16_to_fp8_table() {
+  static const std::vector<uint8_t> t = [] {
+    std::vector<uint8_t> v(65536);
+    for (int i = 0; i < 65536; ++i) v[i] = f32_to_fp8_e4m3(bf16_to_f32(static_cast<uint16_t>(i)));
+    return v;
+  }();
+  return t.data();
+}
+
+}  // namespace
+
+const char* kv_dtype_name(KvDtype d) { return d == KvDtype::kBf16 ? "bf16" : "fp8_e4m3"; }
+
+KvDtype parse_kv_dtype(const std::string& s, const std::string& what) {
+  if (s == "bf16") return KvDtype::kBf16;
+  if (s == "fp8_e4m3" || s == "fp8") return KvDtype::kFp8E4m3;
+  fail(what, " must be bf16 or fp8_e4m3, not '", s, "'");
+}
+
+void PagedKvCache::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+uint16_t PagedKvCache::get(const uint8_t* base, int64_t e) const {
+  if (layout_.dtype == KvDtype::kBf16) {
+    uint16_t v;
+    std::memcpy(&v, base + 2 * e, 2);
+    return v;
+  }
+  uint16_t v;
+  cpu::fp8_to_bf16_scalar(base + e, &v, 1);
+  return v;
+}
+
+void PagedKvCache::put(uint8_t* base, int64_t e, uint16_t v) const {
+  if (layout_.dtype == KvDtype::kBf16)
+    std::memcpy(base + 2 * e, &v, 2);
+  else
+    base[e] = bf16_to_fp8_table()[v];
+}
 
 PagedKvCache::PagedKvCache(const KvLayout& layout, int64_t pool_blocks, int max_seqs)
     : layout_(layout), total_blocks_(pool_blocks) {
@@ -24,7 +66,7 @@ PagedKvCache::PagedKvCache(const KvLayout& layout, int64_t pool_blocks, int max_
   // 2 MiB alignment lets the kernel back the pool with transparent huge pages.
   if (posix_memalign(&p, size_t{2} << 20, static_cast<size_t>(bytes)) != 0 || !p)
     fail("cannot allocate the KV cache pool of ", pool_blocks, " blocks (", bytes / (1 << 20), " MiB)");
-  pool_.reset(static_cast<uint16_t*>(p));
+  pool_.reset(static_cast<uint8_t*>(p));
   free_.reserve(pool_blocks);
   for (int64_t b = pool_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
   slots_.resize(max_seqs);
@@ -70,59 +112,61 @@ int64_t PagedKvCache::capacity(int slot) const {
 }
 
 uint16_t* PagedKvCache::k_row(int32_t block, int layer, int kv_head, int pos) const {
-  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows);
+  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows && layout_.dtype == KvDtype::kBf16);
   return k_rows(block, layer, kv_head) + static_cast<int64_t>(pos) * layout_.k_dim;
 }
 
 uint16_t* PagedKvCache::v_row(int32_t block, int layer, int kv_head, int pos) const {
-  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows);
+  AFD_CHECK(layout_.row_layout == KvRowLayout::kRows && layout_.dtype == KvDtype::kBf16);
   return v_rows(block, layer, kv_head) + static_cast<int64_t>(pos) * layout_.v_dim;
 }
 
-// kPairs: K[t][c] sits at kp element 2 ((c / 2) * block_size + t) + c % 2, V[t][c] at vp element
-// 2 ((t / 2) * v_dim + c) + t % 2 (see the top of kv_cache.h).
+// Element indices in a section: kRows K[t][c] at t k_dim + c, V[t][c] at t v_dim + c; kPairs K[t][c] at
+// 2 ((c / 2) block_size + t) + c % 2, V[t][c] at 2 ((t / 2) v_dim + c) + t % 2 (see the top of kv_cache.h).
 void PagedKvCache::store_k(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
-  if (layout_.row_layout == KvRowLayout::kRows) {
-    std::memcpy(k_row(block, layer, kv_head, pos), row, sizeof(uint16_t) * layout_.k_dim);
+  uint8_t* k = k_bytes(block, layer, kv_head);
+  const int d = layout_.k_dim, bs = layout_.block_size;
+  if (layout_.row_layout == KvRowLayout::kRows && layout_.dtype == KvDtype::kBf16) {
+    std::memcpy(k + 2 * static_cast<int64_t>(pos) * d, row, 2 * static_cast<size_t>(d));
     return;
   }
-  uint16_t* k = k_rows(block, layer, kv_head);
-  for (int j = 0; j < layout_.k_dim / 2; ++j)
-    std::memcpy(k + 2 * (static_cast<int64_t>(j) * layout_.block_size + pos), row + 2 * j, 2 * sizeof(uint16_t));
+  const bool rows = layout_.row_layout == KvRowLayout::kRows;
+  for (int c = 0; c < d; ++c)
+    put(k, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(c / 2) * bs + pos) + c % 2, row[c]);
 }
 
 void PagedKvCache::store_v(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
-  if (layout_.row_layout == KvRowLayout::kRows) {
-    std::memcpy(v_row(block, layer, kv_head, pos), row, sizeof(uint16_t) * layout_.v_dim);
-    return;
-  }
-  uint16_t* vp = v_rows(block, layer, kv_head) + 2 * static_cast<int64_t>(pos / 2) * layout_.v_dim + pos % 2;
-  for (int c = 0; c < layout_.v_dim; ++c) vp[2 * c] = row[c];
+  uint8_t* v = v_bytes(block, layer, kv_head);
+  const int d = layout_.v_dim;
+  const bool rows = layout_.row_layout == KvRowLayout::kRows;
+  for (int c = 0; c < d; ++c)
+    put(v, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(pos / 2) * d + c) + pos % 2, row[c]);
 }
 
 void PagedKvCache::load_k(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
-  if (layout_.row_layout == KvRowLayout::kRows) {
-    std::memcpy(row, k_row(block, layer, kv_head, pos), sizeof(uint16_t) * layout_.k_dim);
-    return;
-  }
-  const uint16_t* k = k_rows(block, layer, kv_head);
-  for (int j = 0; j < layout_.k_dim / 2; ++j)
-    std::memcpy(row + 2 * j, k + 2 * (static_cast<int64_t>(j) * layout_.block_size + pos), 2 * sizeof(uint16_t));
+  const uint8_t* k = k_bytes(block, layer, kv_head);
+  const int d = layout_.k_dim, bs = layout_.block_size;
+  const bool rows = layout_.row_layout == KvRowLayout::kRows;
+  for (int c = 0; c < d; ++c)
+    row[c] = get(k, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(c / 2) * bs + pos) + c % 2);
 }
 
 void PagedKvCache::load_v(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
-  if (layout_.row_layout == KvRowLayout::kRows) {
-    std::memcpy(row, v_row(block, layer, kv_head, pos), sizeof(uint16_t) * layout_.v_dim);
-    return;
-  }
-  const uint16_t* vp = v_rows(block, layer, kv_head) + 2 * static_cast<int64_t>(pos / 2) * layout_.v_dim + pos % 2;
-  for (int c = 0; c < layout_.v_dim; ++c) row[c] = vp[2 * c];
+  const uint8_t* v = v_bytes(block, layer, kv_head);
+  const int d = layout_.v_dim;
+  const bool rows = layout_.row_layout == KvRowLayout::kRows;
+  for (int c = 0; c < d; ++c)
+    row[c] = get(v, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(pos / 2) * d + c) + pos % 2);
 }
 
 void PagedKvCache::fill(uint16_t bits) {
   const int64_t n = total_blocks_ * layout_.layer_block_elems() * layout_.layers;
-  uint16_t* p = pool_.get();
-  for (int64_t i = 0; i < n; ++i) p[i] = bits;
+  uint8_t* p = pool_.get();
+  if (layout_.dtype == KvDtype::kBf16) {
+    for (int64_t i = 0; i < n; ++i) std::memcpy(p + 2 * i, &bits, 2);
+  } else {
+    std::memset(p, bf16_to_fp8_table()[bits], static_cast<size_t>(n));
+  }
 }
 
 }  // namespace afd::attn

@@ -16,20 +16,27 @@
 //           16 below round_up(nt, 16) never leaves the block). Positions never written hold whatever was there.
 // GQA: k_dim = v_dim = head_dim, either layout. MLA (absorbed, MODEL_SPEC 2.4): kv_heads = 1, k_dim = kv_lora +
 // rope (the normalised latent followed by the rotated k_pe), v_dim = 0: the values are the first kv_lora columns of
-// the K rows, so MLA is always kRows. Storage is bf16 (KvDtype::kBf16). A quantised dtype would add per-(block,
-// layer, head) scales after the V section of each layer block. The helpers below are the only place that knows
-// where a position's values live: write through store_k / store_v (any layout), read rows with load_k / load_v.
+// the K rows, so MLA is always kRows. Elements are bf16 (KvDtype::kBf16) or float8_e4m3fn (kFp8E4m3: one byte per
+// element at the same element index, written as e4m3(bf16 value) rounded to nearest even and saturated at +-448,
+// scale 1, as vLLM's fp8 KV cache; read back exactly as bf16). The helpers below are the only place that knows
+// where a position's values live: write through store_k / store_v (any layout, any dtype), read rows with load_k /
+// load_v; readers of whole sections take k_bytes / v_bytes and the element size.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "iface/attn_backend.h"
 
 namespace afd::attn {
 
-enum class KvDtype { kBf16 };
+enum class KvDtype { kBf16, kFp8E4m3 };
+const char* kv_dtype_name(KvDtype d);  // "bf16", "fp8_e4m3"
+// "bf16" or "fp8_e4m3" (also "fp8"); anything else throws afd::Error naming `what` (a flag or config field).
+KvDtype parse_kv_dtype(const std::string& s, const std::string& what);
+inline int kv_dtype_bytes(KvDtype d) { return d == KvDtype::kBf16 ? 2 : 1; }
 enum class KvRowLayout { kRows, kPairs };  // see the top of this file
 
 struct KvLayout {
@@ -44,7 +51,8 @@ struct KvLayout {
   // Whether kPairs can hold this shape (separate V, even k_dim, block_size a multiple of 16).
   bool pairs_possible() const { return v_dim > 0 && k_dim % 2 == 0 && block_size % 16 == 0; }
   int64_t layer_block_elems() const { return static_cast<int64_t>(kv_heads) * block_size * (k_dim + v_dim); }
-  int64_t block_bytes() const { return layer_block_elems() * layers * static_cast<int64_t>(sizeof(uint16_t)); }
+  int elem_bytes() const { return kv_dtype_bytes(dtype); }
+  int64_t block_bytes() const { return layer_block_elems() * layers * elem_bytes(); }
 };
 
 class PagedKvCache : public KvManager {
@@ -67,28 +75,38 @@ class PagedKvCache : public KvManager {
   // The block table of `slot`: capacity(slot) / block_size() block ids.
   const int32_t* block_table(int slot) const { return slots_[slot].blocks.data(); }
 
-  // Section bases of one (block, layer, kv head): K then V, laid out as `layout().row_layout` says.
+  // Section bases of one (block, layer, kv head): K then V, laid out as `layout().row_layout` says, elements of
+  // layout().elem_bytes() bytes.
+  uint8_t* k_bytes(int32_t block, int layer, int kv_head) const {
+    return pool_.get() + ((static_cast<int64_t>(block) * layout_.layers + layer) * layout_.layer_block_elems() +
+                          static_cast<int64_t>(kv_head) * layout_.block_size * (layout_.k_dim + layout_.v_dim)) *
+                             layout_.elem_bytes();
+  }
+  uint8_t* v_bytes(int32_t block, int layer, int kv_head) const {
+    return k_bytes(block, layer, kv_head) + static_cast<int64_t>(layout_.block_size) * layout_.k_dim * layout_.elem_bytes();
+  }
+  // The same sections as bf16 elements: bf16 caches only.
   uint16_t* k_rows(int32_t block, int layer, int kv_head) const {
-    return pool_.get() + (static_cast<int64_t>(block) * layout_.layers + layer) * layout_.layer_block_elems() +
-           static_cast<int64_t>(kv_head) * layout_.block_size * (layout_.k_dim + layout_.v_dim);
+    return reinterpret_cast<uint16_t*>(k_bytes(block, layer, kv_head));
   }
   uint16_t* v_rows(int32_t block, int layer, int kv_head) const {
-    return k_rows(block, layer, kv_head) + static_cast<int64_t>(layout_.block_size) * layout_.k_dim;
+    return reinterpret_cast<uint16_t*>(v_bytes(block, layer, kv_head));
   }
 
-  // kRows only: the K / V row of position `pos` (0 <= pos < block_size) in a block (rows of a block are
-  // consecutive: row stride k_dim / v_dim).
+  // kRows bf16 caches only: the K / V row of position `pos` (0 <= pos < block_size) in a block (rows of a block
+  // are consecutive: row stride k_dim / v_dim).
   uint16_t* k_row(int32_t block, int layer, int kv_head, int pos) const;
   uint16_t* v_row(int32_t block, int layer, int kv_head, int pos) const;
 
-  // One position's K row (k_dim values) / V row (v_dim values) into / out of a block, in either layout;
-  // 0 <= pos < block_size. A store writes exactly that position's values.
+  // One position's K row (k_dim bf16 values) / V row (v_dim) into / out of a block, in either layout and dtype
+  // (fp8: rounded on store, exact on load); 0 <= pos < block_size. A store writes exactly that position's values.
   void store_k(int32_t block, int layer, int kv_head, int pos, const uint16_t* row);
   void store_v(int32_t block, int layer, int kv_head, int pos, const uint16_t* row);
   void load_k(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const;
   void load_v(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const;
 
-  // Sets every element of the pool to `bits` (tests fill it with NaN so reads of unwritten rows show up).
+  // Sets every element of the pool to the bf16 value `bits` in the cache's dtype (tests fill it with NaN so reads
+  // of unwritten rows show up).
   void fill(uint16_t bits);
 
  private:
@@ -97,11 +115,14 @@ class PagedKvCache : public KvManager {
     std::vector<int32_t> blocks;
   };
   struct FreeDeleter {
-    void operator()(uint16_t* p) const;
+    void operator()(uint8_t* p) const;
   };
+  // Element e of the section at `base` (bytes), as bf16 / from bf16, in the cache's dtype.
+  uint16_t get(const uint8_t* base, int64_t e) const;
+  void put(uint8_t* base, int64_t e, uint16_t v) const;
   KvLayout layout_;
   int64_t total_blocks_ = 0;
-  std::unique_ptr<uint16_t, FreeDeleter> pool_;
+  std::unique_ptr<uint8_t, FreeDeleter> pool_;
   std::vector<int32_t> free_;  // free block ids (a stack)
   std::vector<Slot> slots_;
   std::vector<int> free_slots_;

@@ -11,12 +11,11 @@ namespace afd::attn {
 
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr int kMaxChunks = 64;
+constexpr int kMaxChunks = 64;  // KV chunks of one (seq, kv head, tile); merge() keeps one weight per chunk
 
-void prefetch_rows(const uint16_t* p, int64_t elems) {
-  const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t off = 0; off < elems * 2; off += 64) __builtin_prefetch(c + off, 0, 1);
-}  // KV chunks of one (seq, kv head, tile); merge() keeps one weight per chunk
+void prefetch_bytes(const uint8_t* p, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 1);
+}
 }
 
 PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk)
@@ -29,6 +28,7 @@ PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels
     s.qt.resize(static_cast<size_t>(cpu::qt_pair_rows(l.k_dim)) * cpu::qt_cols(kMaxQPackedRows));
     s.s.resize(static_cast<size_t>(kMaxRows) * l.block_size);
     s.p.resize(static_cast<size_t>(kMaxRows) * l.block_size);
+    if (l.dtype != KvDtype::kBf16) s.kv.resize(static_cast<size_t>(l.block_size) * (l.k_dim + l.v_dim));
   }
 }
 
@@ -100,35 +100,57 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
   if (q_pairs) cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
   // kPairs: whole blocks from the block start; the positions before kv_begin in the first block are below every
   // row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them. kRows: from kv_begin.
+  const bool fp8 = lay.dtype != KvDtype::kBf16;
+  const int eb = lay.elem_bytes();
   for (int t0 = pairs ? it.kv_begin / bs * bs : it.kv_begin; t0 < it.kv_end;) {
     const int block = table[t0 / bs], off = t0 % bs;
     const int nt = std::min(bs - off, it.kv_end - t0);
+    // This block's K and V sections as bf16: the cache's own (bf16), or (fp8) the elements the kernels read,
+    // converted into this worker's scratch at the same element offsets: whole sections for kPairs, rows
+    // [off, off + nt) for kRows.
+    const uint16_t* ksec = nullptr;
+    const uint16_t* vsec = nullptr;
+    if (!fp8) {
+      ksec = cache_.k_rows(block, p.layer, it.kv_head);
+      vsec = cache_.v_rows(block, p.layer, it.kv_head);
+    } else {
+      uint16_t* kc = sc.kv.data();
+      uint16_t* vc = kc + static_cast<int64_t>(bs) * lay.k_dim;
+      const int r0 = pairs ? 0 : off, nr = pairs ? bs : nt;
+      kernels_->fp8_to_bf16(cache_.k_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(r0) * lay.k_dim,
+                            kc + static_cast<int64_t>(r0) * lay.k_dim, static_cast<int64_t>(nr) * lay.k_dim);
+      if (lay.v_dim > 0)
+        kernels_->fp8_to_bf16(cache_.v_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(r0) * lay.v_dim,
+                              vc + static_cast<int64_t>(r0) * lay.v_dim, static_cast<int64_t>(nr) * lay.v_dim);
+      ksec = kc;
+      vsec = vc;
+    }
     // Decode is a stream over the cache: the next block is fetched while this one computes (the hardware
     // prefetcher stops at each 4 KiB page, and a block is a few pages). kPairs: the kernels spread the prefetch of
     // the next block's K / V section over their loops (a whole block issued at once stalls the core until its
     // line-fill buffers drain); kRows: the K section, then (GQA) the V rows after it, handed to qk_qpacked as its
-    // hint (the AMX and AVX-512 kernels spread it) or, with more rows, all issued here.
+    // hint (the AMX and AVX-512 kernels spread it) or, with more rows, all issued here. Hints are in the cache's
+    // bytes (fp8: half of bf16's).
     const int tn = t0 + nt, nn = std::min(bs, it.kv_end - tn);  // the next block: positions [tn, tn + nn)
     const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
     if (pairs) {
-      cpu::QkPackedParams qp{sc.q.data(), cache_.k_rows(block, p.layer, it.kv_head), sc.s.data(), p.qk_dim, bs, bs,
-                             it.rows, nt, p.qk_dim};
+      cpu::QkPackedParams qp{sc.q.data(), ksec, sc.s.data(), p.qk_dim, bs, bs, it.rows, nt, p.qk_dim};
       if (next >= 0) {
-        qp.prefetch = cache_.k_rows(next, p.layer, it.kv_head);
-        qp.prefetch_bytes = static_cast<int64_t>(bs) * lay.k_dim * 2;
+        qp.prefetch = cache_.k_bytes(next, p.layer, it.kv_head);
+        qp.prefetch_bytes = static_cast<int64_t>(bs) * lay.k_dim * eb;
       }
       kernels_->qk_kpacked(qp);
     } else {
-      const uint16_t* k = cache_.k_row(block, p.layer, it.kv_head, off);
-      const uint16_t* next_rows = next >= 0 ? cache_.k_rows(next, p.layer, it.kv_head) : nullptr;
+      const uint16_t* k = ksec + static_cast<int64_t>(off) * lay.k_dim;
+      const uint8_t* next_rows = next >= 0 ? cache_.k_bytes(next, p.layer, it.kv_head) : nullptr;
       const int64_t run = next < 0 ? 0
                           : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
                                      : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
       if (q_pairs) {
         kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data(), p.qk_dim, cpu::qt_cols(it.rows), lay.k_dim,
-                              bs, it.rows, nt, p.qk_dim, next_rows, run * 2});
+                              bs, it.rows, nt, p.qk_dim, next_rows, run * eb});
       } else {
-        if (next >= 0) prefetch_rows(next_rows, run);
+        if (next >= 0) prefetch_bytes(next_rows, run * eb);
         kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
       }
     }
@@ -147,16 +169,15 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       for (int c = 0; c < p.v_dim; ++c) a[c] *= alpha[r];
     }
     if (pairs) {
-      cpu::PvPackedParams vq{sc.p.data(), cache_.v_rows(block, p.layer, it.kv_head), acc, bs, lay.v_dim, p.v_dim,
-                             it.rows, nt, p.v_dim};
+      cpu::PvPackedParams vq{sc.p.data(), vsec, acc, bs, lay.v_dim, p.v_dim, it.rows, nt, p.v_dim};
       if (next >= 0) {
-        vq.prefetch = cache_.v_rows(next, p.layer, it.kv_head);
-        vq.prefetch_bytes = static_cast<int64_t>(nn + 1) / 2 * 2 * lay.v_dim * 2;  // the pair rows of nn positions
+        vq.prefetch = cache_.v_bytes(next, p.layer, it.kv_head);
+        vq.prefetch_bytes = static_cast<int64_t>(nn + 1) / 2 * 2 * lay.v_dim * eb;  // the pair rows of nn positions
       }
       kernels_->pv_vpacked(vq);
     } else {
-      const uint16_t* k = cache_.k_row(block, p.layer, it.kv_head, off);
-      const uint16_t* v = p.v_in_k ? k : cache_.v_row(block, p.layer, it.kv_head, off);
+      const uint16_t* k = ksec + static_cast<int64_t>(off) * lay.k_dim;
+      const uint16_t* v = p.v_in_k ? k : vsec + static_cast<int64_t>(off) * lay.v_dim;
       kernels_->pv({sc.p.data(), v, acc, bs, p.v_in_k ? lay.k_dim : lay.v_dim, p.v_dim, it.rows, nt, p.v_dim});
     }
     t0 += nt;

@@ -61,6 +61,7 @@ class PagedAttention {
     std::vector<uint32_t> qt;      // Q^T pairs of a tile of <= kMaxQPackedRows rows (cpu::pack_qt_pairs)
     std::vector<float> s;          // [kMaxRows][block_size]
     std::vector<uint16_t> p;       // [kMaxRows][block_size]
+    std::vector<uint16_t> kv;      // fp8 caches: one block's K and V sections converted to bf16
   };
   void plan(const AttnCoreParams& p, int workers);
   void run_item(const AttnCoreParams& p, const Item& it, Scratch& sc);

@@ -39,11 +39,11 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanInputs& in) {
                                    : mat_bytes(H * qk, h);
     attn_layer += mat_bytes(c.kv_lora_rank + c.qk_rope_dim, h) +
                   mat_bytes(H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank) + mat_bytes(h, H * c.v_head_dim);
-    kv_token_layer = int64_t{c.kv_lora_rank + c.qk_rope_dim} * 2;  // the absorbed cache: latent + rope key, bf16
+    kv_token_layer = int64_t{c.kv_lora_rank + c.qk_rope_dim} * in.kv_elem_bytes;  // the absorbed cache: latent + rope key
   } else {
     const int64_t hd = c.head_dim, KV = c.num_kv_heads;
     attn_layer = mat_bytes(H * hd, h) + 2 * mat_bytes(KV * hd, h) + mat_bytes(h, H * hd);
-    kv_token_layer = 2 * KV * hd * 2;
+    kv_token_layer = 2 * KV * hd * in.kv_elem_bytes;
   }
   p.attn_bytes = attn_layer * L;
   p.kv_bytes_per_token = kv_token_layer * L;
@@ -90,7 +90,7 @@ std::string describe(const MemoryPlan& p, const ModelConfig& c) {
   std::snprintf(
       buf, sizeof buf,
       "memory plan: %s, %d of %d layers, %s expert weights, %d GPU(s)\n"
-      "  host:  embeddings %s + attention weights %s + KV pool %s (%lld bytes/token -> %lld tokens, e.g. %lld "
+      "  host:  embeddings %s + attention weights %s + KV pool %s (%s, %lld bytes/token -> %lld tokens, e.g. %lld "
       "sequences of %d)\n"
       "  GPUs:  routed experts %s (split %d ways) + routers/shared/dense %s + head %s = %s on the fullest GPU\n"
       "  decode step at batch %d, context %d: KV %.2f GB, attention %.2f TFLOP, expert weights touched %.2f GB, "
@@ -98,7 +98,8 @@ std::string describe(const MemoryPlan& p, const ModelConfig& c) {
       "  bound (ceilings: host %.0f GB/s, CPU %.1f TFLOP/s, HBM %.0f GB/s, GPU %.0f TFLOP/s, PCIe %.0f GB/s): "
       "%.2f ms/step = %.0f tok/s, set by %s\n",
       c.model_type.c_str(), in.layers, c.num_layers, in.fp8_experts ? "fp8" : "bf16", in.gpus, gib(p.embed_bytes).c_str(),
-      gib(p.attn_bytes).c_str(), gib(in.kv_pool_bytes).c_str(), static_cast<long long>(p.kv_bytes_per_token),
+      gib(p.attn_bytes).c_str(), gib(in.kv_pool_bytes).c_str(), in.kv_elem_bytes == 1 ? "fp8" : "bf16",
+      static_cast<long long>(p.kv_bytes_per_token),
       static_cast<long long>(p.kv_capacity_tokens),
       static_cast<long long>(in.context > 0 ? p.kv_capacity_tokens / in.context : 0), in.context,
       gib(p.routed_bytes).c_str(), in.gpus, gib(p.ffn_other_bytes).c_str(), gib(p.head_bytes).c_str(),

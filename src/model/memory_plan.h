@@ -15,6 +15,7 @@ struct PlanInputs {
   int gpus = 1;                    // routed experts are split over this many GPUs; the rest is replicated
   bool fp8_experts = false;        // FFN weights as fp8 e4m3 + fp32 128x128 block scales (else bf16)
   int64_t kv_pool_bytes = 0;       // host KV pool
+  int kv_elem_bytes = 2;           // KV cache element: 2 (bf16) or 1 (fp8 e4m3)
   int batch = 64, context = 4096;  // the decode step the bound is computed for
   // Ceilings (bytes/s, FLOP/s); the defaults are the GPU host's measured medians (MACHINES.md), not this machine's.
   double host_read_bw = 85e9, hbm_bw = 3.0e12, cpu_bf16_flops = 5e12, gpu_bf16_flops = 790e12, pcie_bw = 55e9;

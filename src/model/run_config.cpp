@@ -87,7 +87,9 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
   }
   if (const YAML::Node r = root["runtime"]) {
     only_keys(r, "runtime",
-              {"ffn_device", "attn_threads", "micro_batches", "max_batch", "max_step_tokens", "kv_pool_mb", "gpus"}, src);
+              {"ffn_device", "attn_threads", "micro_batches", "max_batch", "max_step_tokens", "kv_pool_mb",
+               "kv_cache_dtype", "gpus"},
+              src);
     if (r["ffn_device"]) {
       c.ffn_device = scalar<std::string>(r["ffn_device"], "runtime.ffn_device", src, "gpu, cpu or auto");
       AFD_REQUIRE(*c.ffn_device == "gpu" || *c.ffn_device == "cpu" || *c.ffn_device == "auto", src,
@@ -105,6 +107,11 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     c.max_batch = positive("max_batch", 1);
     c.max_step_tokens = positive("max_step_tokens", 1);
     if (auto v = positive("kv_pool_mb", 1)) c.kv_pool_mb = *v;
+    if (r["kv_cache_dtype"]) {
+      c.kv_cache_dtype = scalar<std::string>(r["kv_cache_dtype"], "runtime.kv_cache_dtype", src, "bf16 or fp8_e4m3");
+      AFD_REQUIRE(*c.kv_cache_dtype == "bf16" || *c.kv_cache_dtype == "fp8_e4m3" || *c.kv_cache_dtype == "fp8", src,
+                  ": runtime.kv_cache_dtype = '", *c.kv_cache_dtype, "' is not bf16 or fp8_e4m3");
+    }
     c.gpus = positive("gpus", 1);
   }
   if (const YAML::Node f = root["ffn"]) {

@@ -12,6 +12,7 @@
 //     max_batch: 64
 //     max_step_tokens: 512
 //     kv_pool_mb: 1024
+//     kv_cache_dtype: bf16             # or fp8_e4m3: half the KV bytes, values rounded to e4m3
 //     gpus: 1                        # GPUs the routed experts are spread over (memory plan)
 //   ffn:                             # optional: the FFN side in another process (afd-ffn-server)
 //     remote: 127.0.0.1:7400         # host:port; --ffn-remote overrides
@@ -45,6 +46,7 @@ struct RunConfig {
   std::optional<std::string> ffn_device;
   std::optional<int> attn_threads, micro_batches, max_batch, max_step_tokens;
   std::optional<int64_t> kv_pool_mb;
+  std::optional<std::string> kv_cache_dtype;  // bf16 | fp8_e4m3
   std::optional<int> gpus;
   std::optional<std::string> ffn_remote;   // ffn.remote: host:port of an afd-ffn-server
 };

@@ -14,6 +14,7 @@ EngineSetup engine_setup(const RunConfig& rc) {
   if (rc.max_batch) r.max_batch = *rc.max_batch;
   if (rc.max_step_tokens) r.max_step_tokens = *rc.max_step_tokens;
   if (rc.kv_pool_mb) r.kv_pool_mb = *rc.kv_pool_mb;
+  if (rc.kv_cache_dtype) r.kv_cache_dtype = *rc.kv_cache_dtype;
   if (rc.gpus) r.gpus = *rc.gpus;
   if (rc.temperature) s.sampling.temperature = *rc.temperature;
   if (rc.top_k) s.sampling.top_k = *rc.top_k;

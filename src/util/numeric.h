@@ -64,6 +64,23 @@ inline float fp8_e4m3_to_f32(uint8_t v) {
   return neg ? -f : f;
 }
 
+// float32 -> float8_e4m3fn, rounding to nearest even and saturating to +-448 (the KV cache's fp8 rule, as vLLM's
+// fp8 KV cache with scale 1); NaN -> 0x7f.
+inline uint8_t f32_to_fp8_e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (a >= 448.0f) return sign | 0x7e;
+  if (a < 0.015625f) return sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f));  // subnormal steps of 2^-9
+  int e = 0;
+  std::frexp(a, &e);                                            // a = m 2^e, m in [0.5, 1)
+  int q = static_cast<int>(std::nearbyint(std::ldexp(a, 4 - e)));  // 8 .. 16: (1 + man / 8) * 8
+  int biased = e + 6;
+  if (q == 16) q = 8, ++biased;
+  if (biased > 15 || (biased == 15 && q == 15)) return sign | 0x7e;  // past 448 after rounding
+  return sign | static_cast<uint8_t>((biased << 3) | (q - 8));
+}
+
 // SplitMix64: a bijective 64-bit mixer, for counter-based random numbers (seeded sampling, synthetic weights).
 inline uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;

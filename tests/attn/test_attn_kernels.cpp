@@ -47,11 +47,9 @@ std::vector<uint16_t> padded(int rows, int cols, int stride, uint64_t seed, floa
   return v;
 }
 
-std::vector<Isa> all_isas() { return {Isa::kScalar, Isa::kAvx2, Isa::kAvx512Bf16, Isa::kAmx}; }
-
 std::string isa_report() {
   std::string tested, missing;
-  for (Isa i : all_isas()) (cpu_supports(i) ? tested : missing) += std::string(" ") + isa_name(i);
+  for (Isa i : kAllIsas) (cpu_supports(i) ? tested : missing) += std::string(" ") + isa_name(i);
   return "attention kernels exercised on this CPU:" + tested + "; NOT supported here (not tested):" +
          (missing.empty() ? " none" : missing);
 }
@@ -238,7 +236,7 @@ void check_softmax(const AttnKernels& k, int nq, int nt) {
 template <typename Check>
 int for_each_supported(Check check) {
   int ran = 0;
-  for (Isa isa : all_isas())
+  for (Isa isa : kAllIsas)
     if (const AttnKernels* k = kernels_for(isa)) {
       check(*k);
       ++ran;
@@ -253,7 +251,7 @@ TEST_CASE("attention kernels match the scalar reference on every ISA this CPU ha
   std::printf("%s\n", report.c_str());
   WARN(report);
   int tested = 0;
-  for (Isa isa : all_isas()) {
+  for (Isa isa : kAllIsas) {
     const AttnKernels* k = kernels_for(isa);
     if (!k) {
       REQUIRE_FALSE(cpu_supports(isa));
@@ -301,13 +299,13 @@ TEST_CASE("Q-packed attention score kernels match the scalar reference on every 
 }
 
 TEST_CASE("kernels_for refuses ISAs the CPU lacks", "[attn][kernels]") {
-  for (Isa isa : all_isas()) CHECK((kernels_for(isa) != nullptr) == cpu_supports(isa));
+  for (Isa isa : kAllIsas) CHECK((kernels_for(isa) != nullptr) == cpu_supports(isa));
   CHECK(cpu_supports(Isa::kScalar));
   CHECK(cpu_supports(best_isa()));
 }
 
 TEST_CASE("the arithmetic peak is measured for every ISA this CPU has and refused for the others", "[attn][peak]") {
-  for (Isa isa : all_isas()) {
+  for (Isa isa : kAllIsas) {
     INFO(isa_name(isa));
     const double f = peak_flops(isa, 1);
     if (!cpu_supports(isa)) {
