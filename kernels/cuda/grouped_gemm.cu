@@ -309,16 +309,20 @@ bool gemm_tile_available(GemmTile t) {
 // expert the 16-row tiles stream weights at 0.95-0.97 of the copy rate (V3) and 16x64 is never worse than the others
 // by more than noise; from 24 to 64 rows 64x128 and 16x64 tie; at 128-384 rows 64x128 and 128x256 are within
 // run-to-run noise (up to 10%) of each other, 128x256 more often ahead. 128x128 is never best. On an H200 the
-// wgmma tile (warp-specialised, TMA) takes 0.61-0.67x the 128x256 mma.sync tile's layer time at 128-384 rows and
-// ties the 16-row tiles at <= 16 rows (bench/RESULTS.md, "wgmma").
+// wgmma tile (warp-specialised, TMA) takes 0.61-0.67x the 128x256 mma.sync tile's layer time at 128-384 rows, beats
+// 64x128 at 24 rows (V2-Lite, 256 tokens: 0.333 vs 0.340-0.351 ms bf16, 0.493-0.497 vs 0.529-0.531 ms for fp8 on
+// 16x64) and loses to the 16-row tiles at <= 16 rows with fp8 (bench/RESULTS.md, "wgmma"). So: 16-row tiles up to
+// 16 rows, the wgmma tile beyond wherever the build and GPU have it.
 // fp8 weights (bench/RESULTS.md, "Weight-only fp8 experts"): at 24 rows per expert (V2-Lite, 256 tokens) the
 // 64x128 tile ran 0.68x the bf16 layer; 16-row tiles stream each expert's e4m3 bytes twice there, which is the
 // bf16 tile's byte count, so they are used up to kFp8M16Rows rows.
 constexpr double kFp8M16Rows = 32;
 GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights) {
-  if (rows_per_group <= 16 || (fp8_weights && rows_per_group <= kFp8M16Rows)) return GemmTile::kM16N64;
+  if (rows_per_group <= 16) return GemmTile::kM16N64;
+  if (gemm_tile_available(GemmTile::kM128N256Wgmma)) return GemmTile::kM128N256Wgmma;
+  if (fp8_weights && rows_per_group <= kFp8M16Rows) return GemmTile::kM16N64;
   if (rows_per_group < 128) return GemmTile::kM64;
-  return gemm_tile_available(GemmTile::kM128N256Wgmma) ? GemmTile::kM128N256Wgmma : GemmTile::kM128N256;
+  return GemmTile::kM128N256;
 }
 
 void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
