@@ -33,7 +33,7 @@ TEST_CASE("bad YAML configs name the file and key", "[config]") {
 TEST_CASE("the runtime section of the YAML config is read and checked", "[config]") {
   const RunConfig c = parse_run_config(
       "model: {path: m}\nruntime: {ffn_device: cpu, attn_threads: 3, micro_batches: 2, max_batch: 17, "
-      "max_step_tokens: 99, kv_pool_mb: 64}",
+      "max_step_tokens: 99, kv_pool_mb: 64, kv_cache_dtype: fp8_e4m3}",
       "x.yaml", "/b");
   CHECK(c.ffn_device == std::optional<std::string>("cpu"));
   CHECK(c.attn_threads == std::optional<int>(3));
@@ -41,6 +41,9 @@ TEST_CASE("the runtime section of the YAML config is read and checked", "[config
   CHECK(c.max_batch == std::optional<int>(17));
   CHECK(c.max_step_tokens == std::optional<int>(99));
   CHECK(c.kv_pool_mb == std::optional<int64_t>(64));
+  CHECK(c.kv_cache_dtype == std::optional<std::string>("fp8_e4m3"));
+  CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {kv_cache_dtype: int4}", "x.yaml", "/b"),
+                    Contains("x.yaml") && Contains("runtime.kv_cache_dtype = 'int4'"));
   CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {ffn_device: tpu}", "x.yaml", "/b"),
                     Contains("runtime.ffn_device = 'tpu'"));
   CHECK_THROWS_WITH(parse_run_config("model: {path: m}\nruntime: {micro_batches: 0}", "x.yaml", "/b"),
