@@ -58,24 +58,9 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Fills n bf16 values with a cheap per-index hash in [-1, 1) (never zero), in parallel.
-void fill_random(attn::ThreadPool& pool, uint16_t* p, int64_t n, uint64_t seed) {
-  const int parts = pool.size() * 4;
-  pool.parallel_for(parts, [&](int part, int) {
-    const int64_t lo = n * part / parts, hi = n * (part + 1) / parts;
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(part) * 0xbf58476d1ce4e5b9ull + 1;
-    for (int64_t i = lo; i < hi; ++i) {
-      s ^= s << 13;
-      s ^= s >> 7;
-      s ^= s << 17;
-      const float f = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) / static_cast<float>(1 << 23);
-      p[i] = f32_to_bf16(f == 0.0f ? 0.5f : f);
-    }
-  });
-}
-
-// The same for an fp8 pool: e4m3 codes of magnitude below 2 (never NaN, never 0), random sign.
-void fill_random_fp8(attn::ThreadPool& pool, uint8_t* p, int64_t n, uint64_t seed) {
+// p[i] = value(x) for a cheap xorshift stream x per part, in parallel (the same values whatever the pool's timing).
+template <typename T, typename Value>
+void fill_parallel(attn::ThreadPool& pool, T* p, int64_t n, uint64_t seed, Value value) {
   const int parts = pool.size() * 4;
   pool.parallel_for(parts, [&](int part, int) {
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(part) * 0xbf58476d1ce4e5b9ull + 1;
@@ -83,9 +68,23 @@ void fill_random_fp8(attn::ThreadPool& pool, uint8_t* p, int64_t n, uint64_t see
       s ^= s << 13;
       s ^= s >> 7;
       s ^= s << 17;
-      p[i] = static_cast<uint8_t>(((s >> 32) % 0x3f + 1) | ((s >> 48) & 0x80));
+      p[i] = value(s);
     }
   });
+}
+
+// n bf16 values in [-1, 1), never zero.
+void fill_random(attn::ThreadPool& pool, uint16_t* p, int64_t n, uint64_t seed) {
+  fill_parallel(pool, p, n, seed, [](uint64_t s) {
+    const float f = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) / static_cast<float>(1 << 23);
+    return f32_to_bf16(f == 0.0f ? 0.5f : f);
+  });
+}
+
+// An fp8 pool: e4m3 codes of magnitude below 2 (never NaN, never 0), random sign.
+void fill_random_fp8(attn::ThreadPool& pool, uint8_t* p, int64_t n, uint64_t seed) {
+  fill_parallel(pool, p, n, seed,
+                [](uint64_t s) { return static_cast<uint8_t>(((s >> 32) % 0x3f + 1) | ((s >> 48) & 0x80)); });
 }
 
 // Multi-thread read bandwidth over a buffer much larger than the caches: best of 5 passes.

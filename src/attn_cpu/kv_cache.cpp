@@ -123,40 +123,43 @@ uint16_t* PagedKvCache::v_row(int32_t block, int layer, int kv_head, int pos) co
 
 // Element indices in a section: kRows K[t][c] at t k_dim + c, V[t][c] at t v_dim + c; kPairs K[t][c] at
 // 2 ((c / 2) block_size + t) + c % 2, V[t][c] at 2 ((t / 2) v_dim + c) + t % 2 (see the top of kv_cache.h).
+int64_t PagedKvCache::k_elem(int pos, int c) const {
+  return layout_.row_layout == KvRowLayout::kRows ? static_cast<int64_t>(pos) * layout_.k_dim + c
+                                                  : 2 * (static_cast<int64_t>(c / 2) * layout_.block_size + pos) + c % 2;
+}
+
+int64_t PagedKvCache::v_elem(int pos, int c) const {
+  return layout_.row_layout == KvRowLayout::kRows ? static_cast<int64_t>(pos) * layout_.v_dim + c
+                                                  : 2 * (static_cast<int64_t>(pos / 2) * layout_.v_dim + c) + pos % 2;
+}
+
+// bf16 rows are stored as they come; every other case element by element.
 void PagedKvCache::store_k(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
   uint8_t* k = k_bytes(block, layer, kv_head);
-  const int d = layout_.k_dim, bs = layout_.block_size;
   if (layout_.row_layout == KvRowLayout::kRows && layout_.dtype == KvDtype::kBf16) {
-    std::memcpy(k + 2 * static_cast<int64_t>(pos) * d, row, 2 * static_cast<size_t>(d));
+    std::memcpy(k + 2 * k_elem(pos, 0), row, 2 * static_cast<size_t>(layout_.k_dim));
     return;
   }
-  const bool rows = layout_.row_layout == KvRowLayout::kRows;
-  for (int c = 0; c < d; ++c)
-    put(k, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(c / 2) * bs + pos) + c % 2, row[c]);
+  for (int c = 0; c < layout_.k_dim; ++c) put(k, k_elem(pos, c), row[c]);
 }
 
 void PagedKvCache::store_v(int32_t block, int layer, int kv_head, int pos, const uint16_t* row) {
   uint8_t* v = v_bytes(block, layer, kv_head);
-  const int d = layout_.v_dim;
-  const bool rows = layout_.row_layout == KvRowLayout::kRows;
-  for (int c = 0; c < d; ++c)
-    put(v, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(pos / 2) * d + c) + pos % 2, row[c]);
+  if (layout_.row_layout == KvRowLayout::kRows && layout_.dtype == KvDtype::kBf16) {
+    std::memcpy(v + 2 * v_elem(pos, 0), row, 2 * static_cast<size_t>(layout_.v_dim));
+    return;
+  }
+  for (int c = 0; c < layout_.v_dim; ++c) put(v, v_elem(pos, c), row[c]);
 }
 
 void PagedKvCache::load_k(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
   const uint8_t* k = k_bytes(block, layer, kv_head);
-  const int d = layout_.k_dim, bs = layout_.block_size;
-  const bool rows = layout_.row_layout == KvRowLayout::kRows;
-  for (int c = 0; c < d; ++c)
-    row[c] = get(k, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(c / 2) * bs + pos) + c % 2);
+  for (int c = 0; c < layout_.k_dim; ++c) row[c] = get(k, k_elem(pos, c));
 }
 
 void PagedKvCache::load_v(int32_t block, int layer, int kv_head, int pos, uint16_t* row) const {
   const uint8_t* v = v_bytes(block, layer, kv_head);
-  const int d = layout_.v_dim;
-  const bool rows = layout_.row_layout == KvRowLayout::kRows;
-  for (int c = 0; c < d; ++c)
-    row[c] = get(v, rows ? static_cast<int64_t>(pos) * d + c : 2 * (static_cast<int64_t>(pos / 2) * d + c) + pos % 2);
+  for (int c = 0; c < layout_.v_dim; ++c) row[c] = get(v, v_elem(pos, c));
 }
 
 void PagedKvCache::fill(uint16_t bits) {

@@ -117,6 +117,9 @@ class PagedKvCache : public KvManager {
   struct FreeDeleter {
     void operator()(uint8_t* p) const;
   };
+  // Element index of position pos, column c in a K / V section (the row layout's rule).
+  int64_t k_elem(int pos, int c) const;
+  int64_t v_elem(int pos, int c) const;
   // Element e of the section at `base` (bytes), as bf16 / from bf16, in the cache's dtype.
   uint16_t get(const uint8_t* base, int64_t e) const;
   void put(uint8_t* base, int64_t e, uint16_t v) const;

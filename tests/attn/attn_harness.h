@@ -18,6 +18,21 @@ namespace afd::test {
 
 constexpr uint16_t kNanBf16 = 0x7fc0;
 
+// A two-layer cache layout for the cache tests.
+inline attn::KvLayout kv_layout(int kv_heads, int k_dim, int v_dim, int block = 16,
+                                attn::KvRowLayout rows = attn::KvRowLayout::kRows,
+                                attn::KvDtype dtype = attn::KvDtype::kBf16) {
+  attn::KvLayout lay;
+  lay.layers = 2;
+  lay.kv_heads = kv_heads;
+  lay.k_dim = k_dim;
+  lay.v_dim = v_dim;
+  lay.block_size = block;
+  lay.row_layout = rows;
+  lay.dtype = dtype;
+  return lay;
+}
+
 // Weights are loaded once per fixture and shared by the tests of this executable.
 struct FixtureWeights {
   std::shared_ptr<const RefWeights> ref;

@@ -13,20 +13,8 @@
 using namespace afd;
 using namespace afd::test;
 
-namespace {
-attn::KvLayout small_layout(int kv_heads, int k_dim, int v_dim) {
-  attn::KvLayout lay;
-  lay.layers = 2;
-  lay.kv_heads = kv_heads;
-  lay.k_dim = k_dim;
-  lay.v_dim = v_dim;
-  lay.block_size = 16;
-  return lay;
-}
-}  // namespace
-
 TEST_CASE("paged KV cache allocates, frees and reports exhaustion", "[attn][cache]") {
-  attn::KvLayout lay = small_layout(3, 8, 8);
+  attn::KvLayout lay = kv_layout(3, 8, 8);
   attn::PagedKvCache c(lay, 5, 2);
   CHECK(c.total_blocks() == 5);
   const int a = c.open();
@@ -58,7 +46,7 @@ TEST_CASE("paged KV cache allocates, frees and reports exhaustion", "[attn][cach
 // KvRowLayout::kPairs puts K[t][c] at kp element 2 ((c / 2) * block_size + t) + c % 2 and V[t][c] at vp element
 // 2 ((t / 2) * v_dim + c) + t % 2 of the (block, layer, head) sections; a store writes only its own position.
 TEST_CASE("paired KV layout: stores land where the kernels read, loads give the rows back", "[attn][cache]") {
-  attn::KvLayout lay = small_layout(2, 6, 5);
+  attn::KvLayout lay = kv_layout(2, 6, 5);
   lay.row_layout = attn::KvRowLayout::kPairs;
   attn::PagedKvCache c(lay, 3, 1);
   c.fill(kNanBf16);

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "../test_util.h"
+#include "attn_harness.h"
 #include "attn_cpu/kv_cache.h"
 #include "attn_cpu/paged_attention.h"
 #include "attn_cpu/thread_pool.h"
@@ -81,23 +81,11 @@ namespace {
 // The bf16 value an fp8 cache holds for `v`.
 uint16_t through_fp8(uint16_t v) { return f32_to_bf16(fp8_e4m3_to_f32(f32_to_fp8_e4m3(bf16_to_f32(v)))); }
 
-attn::KvLayout layout(int kv_heads, int k_dim, int v_dim, int block, attn::KvRowLayout rows, attn::KvDtype dt) {
-  attn::KvLayout l;
-  l.layers = 2;
-  l.kv_heads = kv_heads;
-  l.k_dim = k_dim;
-  l.v_dim = v_dim;
-  l.block_size = block;
-  l.row_layout = rows;
-  l.dtype = dt;
-  return l;
-}
-
 }  // namespace
 
 TEST_CASE("an fp8 KV cache stores rounded values and loads them back in both layouts", "[attn][fp8][cache]") {
   for (const auto rows : {attn::KvRowLayout::kRows, attn::KvRowLayout::kPairs}) {
-    attn::PagedKvCache c(layout(2, 18, 10, 16, rows, attn::KvDtype::kFp8E4m3), 3, 1);
+    attn::PagedKvCache c(test::kv_layout(2, 18, 10, 16, rows, attn::KvDtype::kFp8E4m3), 3, 1);
     REQUIRE(c.layout().block_bytes() == int64_t{2} * 2 * 16 * (18 + 10));  // one byte per element
     c.fill(0x7fc0);
     std::vector<uint16_t> out(18);
@@ -139,8 +127,8 @@ void run_both(const CoreCase& cc, const cpu::AttnKernels& kern, std::vector<uint
   const std::vector<int> cached = {0, 96, 1033, 5}, fresh = {7, 1, 1, 3};  // prefill, decode, long decode, chunk
   const int S = static_cast<int>(cached.size());
   const auto rows = cc.pairs ? attn::KvRowLayout::kPairs : attn::KvRowLayout::kRows;
-  attn::PagedKvCache c8(layout(cc.kv_heads, cc.k_dim, cc.v_dim, cc.block, rows, attn::KvDtype::kFp8E4m3), 80, S);
-  attn::PagedKvCache c16(layout(cc.kv_heads, cc.k_dim, cc.v_dim, cc.block, rows, attn::KvDtype::kBf16), 80, S);
+  attn::PagedKvCache c8(test::kv_layout(cc.kv_heads, cc.k_dim, cc.v_dim, cc.block, rows, attn::KvDtype::kFp8E4m3), 80, S);
+  attn::PagedKvCache c16(test::kv_layout(cc.kv_heads, cc.k_dim, cc.v_dim, cc.block, rows, attn::KvDtype::kBf16), 80, S);
   c8.fill(0x7fc0);
   c16.fill(0x7fc0);
   std::vector<int32_t> slots(S), start{0}, lens(cached.begin(), cached.end());
