@@ -13,6 +13,8 @@
 // Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
 //                           [--kv-layout pairs|rows] [--block 64] (KV positions per cache block, <= 256)
 //                           [--kv-dtype bf16|fp8_e4m3] (KV cache elements; fp8 reads half the bytes)
+//                           [--cases gqa,v3,v2lite] (the decode cases to run; default all three)
+//                           [--steps 1] (also: each step of one absorbed-MLA block alone, one thread, hot caches)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +33,7 @@
 #include "attn_cpu/paged_attention.h"
 #include "attn_cpu/thread_pool.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/attn_pack.h"
 #include "cpu/peak.h"
 #include "util/numeric.h"
 
@@ -49,6 +52,8 @@ struct Args {
   bool gqa_pairs = true;  // --kv-layout pairs|rows (GQA; MLA is always rows)
   int block = 64;         // --block: KV positions per cache block
   attn::KvDtype dtype = attn::KvDtype::kBf16;  // --kv-dtype bf16|fp8_e4m3
+  int steps = 0;  // --steps 1: the per-step costs of one MLA block (step_costs)
+  std::string cases = "gqa,v3,v2lite";  // --cases: which decode cases run
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -204,6 +209,86 @@ CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int ba
   return r;
 }
 
+
+// Each step of one absorbed-MLA decode block (the work of PagedAttention::run_item for `heads` query rows against
+// `nt` cached positions of 576 = 512 latent + 64 rope), timed alone on one thread with everything in cache: ns per
+// call, median of 7 runs of `reps` calls. Set against the time the block's bytes take at this thread's share of the
+// read bandwidth (bw / threads), it says whether a decode step is bound by memory or by this per-block work.
+void step_costs(const cpu::AttnKernels& k, int heads, int nt, double bw_per_thread) {
+  constexpr int kD = 576, kDv = 512;
+  const int reps = 4000;
+  std::vector<uint16_t> q(static_cast<size_t>(heads) * kD), kr(static_cast<size_t>(nt) * kD), pb(static_cast<size_t>(heads) * nt);
+  std::vector<uint8_t> k8(static_cast<size_t>(nt) * kD);
+  std::vector<uint32_t> qt(static_cast<size_t>(cpu::qt_pair_rows(kD)) * cpu::qt_cols(heads));
+  std::vector<float> s(static_cast<size_t>(heads) * nt), s0, acc(static_cast<size_t>(heads) * kDv, 0.0f);
+  uint64_t x = 88172645463325252ull;
+  auto rnd = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (auto& v : q) v = f32_to_bf16(static_cast<float>(rnd() % 2001 + 1) / 1000.0f - 1.0f);
+  for (auto& v : kr) v = f32_to_bf16(static_cast<float>(rnd() % 2001 + 1) / 1000.0f - 1.0f);
+  for (auto& v : k8) v = static_cast<uint8_t>((rnd() % 0x3f + 1) | (rnd() & 0x80));
+  cpu::pack_qt_pairs(q.data(), kD, heads, kD, qt.data());
+  std::vector<int> lo(heads, 0), hi(heads, nt);
+  std::vector<float> m(heads), l(heads), alpha(heads);
+  const cpu::QkQPackedParams qq{q.data(), qt.data(), kr.data(), s.data(), kD, cpu::qt_cols(heads), kD, nt, heads, nt, kD};
+  const cpu::QkParams qr{q.data(), kr.data(), s.data(), kD, kD, nt, heads, nt, kD};
+  k.qk_qpacked(qq);
+  s0 = s;
+  auto softmax = [&] {
+    std::copy(s0.begin(), s0.end(), s.begin());
+    std::fill(m.begin(), m.end(), 0.5f);  // a max in range: the step rescales like a mid-sequence block
+    std::fill(l.begin(), l.end(), 1.0f);
+    k.softmax({s.data(), pb.data(), lo.data(), hi.data(), m.data(), l.data(), alpha.data(), nt, nt, heads, nt, 0.0625f});
+  };
+  auto rescale = [&] {
+    for (int r = 0; r < heads; ++r) {
+      float* a = acc.data() + static_cast<int64_t>(r) * kDv;
+      for (int c = 0; c < kDv; ++c) a[c] *= 0.999f;
+    }
+  };
+  auto pv = [&] { k.pv({pb.data(), kr.data(), acc.data(), nt, kD, kDv, heads, nt, kDv}); };
+  auto conv = [&] { k.fp8_to_bf16(k8.data(), kr.data(), static_cast<int64_t>(nt) * kD); };
+  auto timed = [&](const char* name, auto&& f) {
+    std::vector<double> t;
+    for (int run = 0; run < 7; ++run) {
+      const auto t0 = Clock::now();
+      for (int i = 0; i < reps; ++i) f();
+      t.push_back(seconds_since(t0) / reps * 1e9);
+    }
+    const double ns = median(t);
+    std::printf("step     %-34s %8.0f ns per block\n", name, ns);
+    return ns;
+  };
+  std::printf("steps of one MLA block: %d query rows x %d positions x (576 + 512), kernels %s, one thread, hot caches\n",
+              heads, nt, cpu::isa_name(k.isa));
+  const double a = timed("qk (S^T = K . Q^T, qk_qpacked)", [&] { k.qk_qpacked(qq); });
+  timed("qk (K rows, plain qk)", [&] { k.qk(qr); });
+  const double b = timed("softmax (incl. 1 copy of S)", softmax);
+  const double c = timed("rescale of the accumulators", rescale);
+  const double d = timed("pv (pack V pairs + P . V)", pv);
+  if (k.isa >= cpu::Isa::kAvx512Bf16) {  // the two halves of pv: pack_v_pairs is the AVX-512 one on both tables
+    std::vector<uint32_t> vp(static_cast<size_t>((nt + 1) / 2) * kDv + 16);
+    timed("  pack V pairs alone", [&] { cpu::pack_v_pairs(kr.data(), kD, nt, kDv, vp.data(), kDv); });
+    timed("  P . V from packed V (pv_vpacked)",
+          [&] { k.pv_vpacked({pb.data(), reinterpret_cast<const uint16_t*>(vp.data()), acc.data(), nt, kDv, kDv, heads, nt, kDv}); });
+  }
+  const double e = timed("fp8 -> bf16 of the block", conv);
+  const double all = timed("qk + softmax + rescale + pv", [&] {
+    k.qk_qpacked(qq);
+    softmax();
+    rescale();
+    pv();
+  });
+  const double mem16 = static_cast<double>(nt) * kD * 2 / bw_per_thread * 1e9, mem8 = mem16 / 2;
+  std::printf("step     sum of the parts %.0f ns, chained %.0f ns; the block's bytes at this thread's share of the read"
+              " bandwidth: bf16 %.0f ns, fp8 %.0f ns (+ conversion %.0f ns)\n",
+              a + b + c + d, all, mem16, mem8, e);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,6 +301,7 @@ int main(int argc, char** argv) {
     else if (k == "--ctx") a.ctx = v;
     else if (k == "--iters") a.iters = v;
     else if (k == "--mla") a.mla = v;
+    else if (k == "--steps") a.steps = v;
     else if (k == "--block") {
       a.block = v;
       if (v < 1 || v > cpu::kMaxBlockRows) {
@@ -223,6 +309,7 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    else if (k == "--cases") a.cases = argv[i + 1];
     else if (k == "--kv-layout") {
       const std::string s = argv[i + 1];
       if (s != "pairs" && s != "rows") {
@@ -284,12 +371,20 @@ int main(int argc, char** argv) {
   std::printf("ceiling  arithmetic peak of the %s kernels' instruction (%d threads): %.3f TFLOP/s\n", cpu::isa_name(isa),
               a.threads, peak / 1e12);
 
+  auto wanted = [&](const std::string& name) { return ("," + a.cases + ",").find("," + name + ",") != std::string::npos; };
+  if (wanted("gqa")) {
   const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.block, a.dtype, a.iters);
   std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128, KV %s) %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
               a.gqa_pairs ? "pairs" : "rows", g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
+  }
+  if (a.steps) {
+    for (int nt : {64, 256}) step_costs(*k, 16, nt, bw * 1e9 / a.threads);
+    step_costs(*k, 128, 64, bw * 1e9 / a.threads);
+  }
   if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
+    if (!wanted(heads == 128 ? "v3" : "v2lite")) continue;
     const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, a.dtype,
                                     std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/exp_poly.h"
 #include "cpu/attn_prefetch.h"
 #include "util/numeric.h"
 
@@ -40,16 +41,16 @@ inline float hsum(__m256 v) {
 
 // e^x for x <= 0 (Cephes expf: x = n ln2 + r, degree-6 polynomial in r; ~2 ulp). Inputs below -87 give ~0.
 inline __m256 exp_neg(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(exp_poly::kMinArg));
+  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(exp_poly::kLog2e), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(exp_poly::kLn2Hi), x);
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(exp_poly::kLn2Lo), x);
+  __m256 y = _mm256_set1_ps(exp_poly::kP5);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP4));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP3));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP2));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP1));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP0));
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
@@ -143,6 +144,36 @@ void softmax_f32_avx2(const SoftmaxParams& p) {
     }
     p.l[i] = p.l[i] * p.alpha[i] + sum;
     p.m[i] = m_new;
+  }
+}
+
+// 16 columns of a pair row per step: unpacklo / unpackhi interleave rows 2j and 2j + 1 within 128-bit lanes
+// (columns 0-3 | 8-11 and 4-7 | 12-15), and the two lane permutes put them back in column order. Partial column
+// groups (c >= dv) and the odd last row go through zero-padded copies.
+void pack_v_avx2(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
+  alignas(32) uint16_t tail[2][16];
+  for (int j = 0; j < (nt + 1) / 2; ++j) {
+    const uint16_t* v0 = v + static_cast<int64_t>(2 * j) * v_stride;
+    const bool has1 = 2 * j + 1 < nt;
+    for (int c0 = 0; c0 < c16; c0 += 16) {
+      __m256i a, b;
+      if (c0 + 16 <= dv && has1) {
+        a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v0 + c0));
+        b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v0 + v_stride + c0));
+      } else {
+        const int n = dv - c0 < 16 ? (dv - c0 > 0 ? dv - c0 : 0) : 16;
+        for (int c = 0; c < 16; ++c) {
+          tail[0][c] = c < n ? v0[c0 + c] : uint16_t{0};
+          tail[1][c] = c < n && has1 ? v0[v_stride + c0 + c] : uint16_t{0};
+        }
+        a = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail[0]));
+        b = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail[1]));
+      }
+      const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+      uint32_t* dst = vp + static_cast<int64_t>(j) * c16 + c0;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
   }
 }
 

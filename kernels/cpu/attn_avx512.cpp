@@ -16,11 +16,15 @@
 // on the Q rows. transpose_scores16 (attn_pack.h) turns the AMX kernel's S^T tiles into score rows.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "cpu/attn_buffer.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/exp_poly.h"
 #include "cpu/attn_pack.h"
 #include "cpu/attn_prefetch.h"
 
@@ -295,12 +299,10 @@ void pack_k_pairs(const uint16_t* k, int k_stride, int nt, int d, uint32_t* kp, 
   }
 }
 
+// vpunpcklwd / vpunpckhwd interleave rows 2j and 2j + 1 within 128-bit lanes (columns 8L + 0..3 and 8L + 4..7 of
+// lane L), and one vpermt2q per 16 columns puts the lane halves back in column order (cheaper than two vpermt2w).
 void pack_v_pairs(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
-  alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
-                                               8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  alignas(64) static const uint16_t kHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
-                                               24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
-  const __m512i lo_idx = _mm512_load_si512(kLo), hi_idx = _mm512_load_si512(kHi);
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
   const int tp = (nt + 1) / 2;
   for (int j = 0; j < tp; ++j) {
     const uint16_t* v0 = v + static_cast<int64_t>(2 * j) * v_stride;
@@ -310,11 +312,83 @@ void pack_v_pairs(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp,
       const __mmask32 m = mask32(dv - c0);
       const __m512i a = _mm512_maskz_loadu_epi16(m, v0 + c0);
       const __m512i b = has1 ? _mm512_maskz_loadu_epi16(m, v1 + c0) : _mm512_setzero_si512();
+      const __m512i lo = _mm512_unpacklo_epi16(a, b), hi = _mm512_unpackhi_epi16(a, b);
       uint32_t* dst = vp + static_cast<int64_t>(j) * c16 + c0;
-      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(a, lo_idx, b));
-      if (c0 + 16 < c16) _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(a, hi_idx, b));
+      _mm512_storeu_si512(dst, _mm512_permutex2var_epi64(lo, first, hi));
+      if (c0 + 16 < c16) _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi64(lo, second, hi));
     }
   }
+}
+
+namespace {
+
+// e^x for x <= 0 (clamped at -87, so every result is a normal float): the AVX2 kernel's method and polynomial
+// (attn_avx2.cpp exp_neg) on 16 lanes, the 2^n factor applied by vscalefps.
+inline __m512 exp_neg16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(exp_poly::kMinArg));
+  const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(exp_poly::kLog2e), _mm512_set1_ps(0.5f)),
+                                        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::kLn2Hi), x);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::kLn2Lo), x);
+  __m512 y = _mm512_set1_ps(exp_poly::kP5);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP4));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP3));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP2));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP1));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP0));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+// Lanes t0 .. t0 + 15 inside [lo, hi) and below nt.
+inline __mmask16 visible16(int t0, int lo, int hi, int nt) {
+  const __m512i t = _mm512_add_epi32(_mm512_set1_epi32(t0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  return _mm512_cmpge_epi32_mask(t, _mm512_set1_epi32(lo)) & _mm512_cmplt_epi32_mask(t, _mm512_set1_epi32(hi < nt ? hi : nt));
+}
+
+}  // namespace
+
+// Two passes per row over the visible lanes only (masked loads: nothing past nt is read): the scaled block max,
+// then p = bf16(e^(s * scale - m_new)) by vcvtneps2bf16 (round to nearest even; every value is a normal float) and
+// the sum of the rounded values. s is not written.
+void softmax_f32_avx512(const SoftmaxParams& p) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const __m512 scale = _mm512_set1_ps(p.scale), neg_inf = _mm512_set1_ps(kNegInf);
+  for (int i = 0; i < p.nq; ++i) {
+    const float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
+    uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
+    const int lo = std::max(p.lo[i], 0), hi = std::min(p.hi[i], p.nt);
+    p.alpha[i] = 1.0f;
+    if (lo >= hi) {
+      std::fill_n(pr, p.nt, uint16_t{0});
+      continue;
+    }
+    __m512 vmax = neg_inf;
+    for (int t = lo / 16 * 16; t < hi; t += 16) {
+      const __mmask16 v = visible16(t, lo, hi, p.nt);
+      vmax = _mm512_mask_max_ps(vmax, v, vmax, _mm512_mul_ps(_mm512_maskz_loadu_ps(v, s + t), scale));
+    }
+    const float bmax = _mm512_reduce_max_ps(vmax);
+    const float m_new = std::max(p.m[i], bmax);
+    if (p.m[i] != kNegInf && m_new != p.m[i]) p.alpha[i] = std::exp(p.m[i] - m_new);
+    const __m512 m = _mm512_set1_ps(m_new);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int t = 0; t < p.nt; t += 16) {
+      const __mmask16 v = visible16(t, lo, hi, p.nt);
+      const __m512 x = _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(v, s + t), scale), m);
+      const __m512 e = _mm512_maskz_mov_ps(v, exp_neg16(x));
+      const __m256bh h = _mm512_cvtneps_pbh(e);
+      const __m256i b = reinterpret_cast<const __m256i&>(h);
+      _mm256_mask_storeu_epi16(pr + t, mask16(p.nt - t), b);
+      vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));
+    }
+    p.l[i] = p.l[i] * p.alpha[i] + _mm512_reduce_add_ps(vsum);
+    p.m[i] = m_new;
+  }
+}
+
+void pack_v_avx512(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
+  pack_v_pairs(v, v_stride, nt, dv, vp, c16);
 }
 
 void qk_bf16_avx512(const QkParams& p) {

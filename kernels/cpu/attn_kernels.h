@@ -122,6 +122,9 @@ struct AttnKernels {
   void (*qk_kpacked)(const QkPackedParams&) = nullptr;
   void (*pv_vpacked)(const PvPackedParams&) = nullptr;
   void (*qk_qpacked)(const QkQPackedParams&) = nullptr;
+  // V rows -> the dword-pair layout pv_vpacked reads (pack_v_pairs below), for callers that gather the value rows
+  // of several cache blocks into one pv_vpacked call.
+  void (*pack_v)(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) = nullptr;
   // float8_e4m3fn -> bf16 (exact; NaN codes -> bf16 NaN with their sign): the fp8 KV cache's rows, per block.
   void (*fp8_to_bf16)(const uint8_t* src, uint16_t* dst, int64_t n) = nullptr;
 };
@@ -129,13 +132,18 @@ struct AttnKernels {
 // The kernels of `isa`, or nullptr when this CPU cannot run them (cpu_supports(isa) is false).
 const AttnKernels* kernels_for(Isa isa);
 
+// pack_v: vp[j * c16 + c] = V[2j][c] | V[2j+1][c] << 16 (bf16 bits) for pair rows j < (nt + 1) / 2 and columns
+// c < c16 = round_up(dv, 16); zero for c >= dv and in the high half of the last pair row when nt is odd. Reads only
+// V rows t < nt (row stride v_stride elements) and their first dv columns.
+
 // Per-ISA entry points; call only through kernels_for().
 void qk_bf16_scalar(const QkParams& p);
 void pv_bf16_scalar(const PvParams& p);
 void softmax_f32_scalar(const SoftmaxParams& p);
 void qk_bf16_avx2(const QkParams& p);
 void pv_bf16_avx2(const PvParams& p);
-void softmax_f32_avx2(const SoftmaxParams& p);  // also the softmax of the AVX-512 and AMX tables
+void softmax_f32_avx2(const SoftmaxParams& p);
+void softmax_f32_avx512(const SoftmaxParams& p);  // also the softmax of the AMX table
 void qk_bf16_avx512(const QkParams& p);
 void pv_bf16_avx512(const PvParams& p);
 void qk_bf16_amx(const QkParams& p);
@@ -152,6 +160,9 @@ void qk_qpacked_scalar(const QkQPackedParams& p);
 void qk_qpacked_avx2(const QkQPackedParams& p);
 void qk_qpacked_avx512(const QkQPackedParams& p);
 void qk_qpacked_amx(const QkQPackedParams& p);
+void pack_v_scalar(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);
+void pack_v_avx2(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);
+void pack_v_avx512(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);  // = pack_v_pairs
 void fp8_to_bf16_scalar(const uint8_t* src, uint16_t* dst, int64_t n);
 void fp8_to_bf16_avx2(const uint8_t* src, uint16_t* dst, int64_t n);
 void fp8_to_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t n);  // also the AMX table's

@@ -87,6 +87,20 @@ void pack_qt_pairs(const uint16_t* q, int q_stride, int nq, int d, uint32_t* qt)
   }
 }
 
+void pack_v_scalar(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
+  for (int j = 0; j < (nt + 1) / 2; ++j) {
+    const uint16_t* v0 = v + static_cast<int64_t>(2 * j) * v_stride;
+    for (int c = 0; c < c16; ++c) {
+      uint32_t pair = 0;
+      if (c < dv) {
+        pair = v0[c];
+        if (2 * j + 1 < nt) pair |= static_cast<uint32_t>(v0[v_stride + c]) << 16;
+      }
+      vp[static_cast<int64_t>(j) * c16 + c] = pair;
+    }
+  }
+}
+
 void softmax_f32_scalar(const SoftmaxParams& p) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < p.nq; ++i) {

@@ -16,6 +16,11 @@ constexpr int kMaxChunks = 64;  // KV chunks of one (seq, kv head, tile); merge(
 void prefetch_bytes(const uint8_t* p, int64_t bytes) {
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 1);
 }
+
+int round_up16(int x) { return (x + 15) / 16 * 16; }
+
+// The widest value row a kRows item can pack: its own V section, or (MLA, V inside K) the K rows.
+int v_width(const KvLayout& l) { return std::max(l.k_dim, l.v_dim); }
 }
 
 PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk)
@@ -26,9 +31,12 @@ PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels
   for (Scratch& s : scratch_) {
     s.q.resize(static_cast<size_t>(kMaxRows) * l.k_dim);
     s.qt.resize(static_cast<size_t>(cpu::qt_pair_rows(l.k_dim)) * cpu::qt_cols(kMaxQPackedRows));
-    s.s.resize(static_cast<size_t>(kMaxRows) * l.block_size);
-    s.p.resize(static_cast<size_t>(kMaxRows) * l.block_size);
-    if (l.dtype != KvDtype::kBf16) s.kv.resize(static_cast<size_t>(l.block_size) * (l.k_dim + l.v_dim));
+    const size_t score_elems = std::max<size_t>(static_cast<size_t>(kMaxRows) * l.block_size,
+                                                static_cast<size_t>(kMaxQPackedRows) * kSpan);
+    s.s.resize(score_elems);
+    s.p.resize(score_elems);
+    if (l.row_layout == KvRowLayout::kRows) s.vp.resize(static_cast<size_t>(kSpan / 2) * round_up16(v_width(l)));
+    if (l.dtype != KvDtype::kBf16) s.kv.resize(static_cast<size_t>(kSpan) * (l.k_dim + l.v_dim));
   }
 }
 
@@ -97,7 +105,10 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
   std::fill_n(acc, static_cast<int64_t>(it.rows) * p.v_dim, 0.0f);
   const bool pairs = lay.row_layout == KvRowLayout::kPairs;
   const bool q_pairs = !pairs && it.rows <= kMaxQPackedRows;  // see kMaxQPackedRows; qt then serves every block
-  if (q_pairs) cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
+  if (q_pairs) {
+    cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
+    return run_spans(p, it, sc, lo, hi, m, l, acc);
+  }
   // kPairs: whole blocks from the block start; the positions before kv_begin in the first block are below every
   // row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them. kRows: from kv_begin.
   const bool fp8 = lay.dtype != KvDtype::kBf16;
@@ -146,28 +157,10 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       const int64_t run = next < 0 ? 0
                           : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
                                      : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
-      if (q_pairs) {
-        kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data(), p.qk_dim, cpu::qt_cols(it.rows), lay.k_dim,
-                              bs, it.rows, nt, p.qk_dim, next_rows, run * eb});
-      } else {
-        if (next >= 0) prefetch_bytes(next_rows, run * eb);
-        kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
-      }
+      if (next >= 0) prefetch_bytes(next_rows, run * eb);
+      kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
     }
-    // Online softmax over this block (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range of row r
-    // in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled first.
-    int blo[kMaxRows], bhi[kMaxRows];
-    float alpha[kMaxRows];
-    for (int r = 0; r < it.rows; ++r) {
-      blo[r] = lo[r] - t0;
-      bhi[r] = hi[r] - t0;
-    }
-    kernels_->softmax({sc.s.data(), sc.p.data(), blo, bhi, m, l, alpha, bs, bs, it.rows, nt, p.scale});
-    for (int r = 0; r < it.rows; ++r) {
-      if (alpha[r] == 1.0f) continue;
-      float* a = acc + static_cast<int64_t>(r) * p.v_dim;
-      for (int c = 0; c < p.v_dim; ++c) a[c] *= alpha[r];
-    }
+    softmax_step(p, sc, it.rows, t0, nt, bs, lo, hi, m, l, acc);
     if (pairs) {
       cpu::PvPackedParams vq{sc.p.data(), vsec, acc, bs, lay.v_dim, p.v_dim, it.rows, nt, p.v_dim};
       if (next >= 0) {
@@ -181,6 +174,77 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       kernels_->pv({sc.p.data(), v, acc, bs, p.v_in_k ? lay.k_dim : lay.v_dim, p.v_dim, it.rows, nt, p.v_dim});
     }
     t0 += nt;
+  }
+}
+
+void PagedAttention::softmax_step(const AttnCoreParams& p, Scratch& sc, int rows, int t0, int nt, int stride,
+                                  const int* lo, const int* hi, float* m, float* l, float* acc) const {
+  // Online softmax over positions [t0, t0 + nt) (MODEL_SPEC 1: fp32 scores and softmax, bf16 P); the visible range
+  // of row r in block coordinates is [lo[r] - t0, hi[r] - t0). Accumulators of rows whose max moved are rescaled.
+  int blo[kMaxRows], bhi[kMaxRows];
+  float alpha[kMaxRows];
+  for (int r = 0; r < rows; ++r) {
+    blo[r] = lo[r] - t0;
+    bhi[r] = hi[r] - t0;
+  }
+  kernels_->softmax({sc.s.data(), sc.p.data(), blo, bhi, m, l, alpha, stride, stride, rows, nt, p.scale});
+  for (int r = 0; r < rows; ++r) {
+    if (alpha[r] == 1.0f) continue;
+    float* a = acc + static_cast<int64_t>(r) * p.v_dim;
+    for (int c = 0; c < p.v_dim; ++c) a[c] *= alpha[r];
+  }
+}
+
+void PagedAttention::run_spans(const AttnCoreParams& p, const Item& it, Scratch& sc, const int* lo, const int* hi,
+                               float* m, float* l, float* acc) {
+  const KvLayout& lay = cache_.layout();
+  const int bs = lay.block_size, c16 = round_up16(p.v_dim), eb = lay.elem_bytes();
+  const bool fp8 = lay.dtype != KvDtype::kBf16;
+  const int32_t* table = cache_.block_table(p.seq_slot[it.seq]);
+  const int qt_stride = cpu::qt_cols(it.rows);
+  for (int t0 = it.kv_begin; t0 < it.kv_end;) {
+    // Gather the span [t0, t0 + span): whole pieces of consecutive blocks, each starting at an even offset of the
+    // span so that its value rows pack into whole pair rows (an odd piece ends the span).
+    int span = 0;
+    while (t0 + span < it.kv_end && span < kSpan && span % 2 == 0) {
+      const int pos = t0 + span, block = table[pos / bs], off = pos % bs;
+      const int nt = std::min({bs - off, it.kv_end - pos, kSpan - span});
+      const uint16_t* k = nullptr;
+      const uint16_t* v = nullptr;
+      if (!fp8) {
+        k = cache_.k_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim;
+        if (!p.v_in_k) v = cache_.v_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim;
+      } else {  // the piece's rows converted into this worker's scratch, at their span rows
+        uint16_t* kc = sc.kv.data() + static_cast<int64_t>(span) * lay.k_dim;
+        kernels_->fp8_to_bf16(cache_.k_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim, kc,
+                              static_cast<int64_t>(nt) * lay.k_dim);
+        k = kc;
+        if (!p.v_in_k) {
+          uint16_t* vc = sc.kv.data() + static_cast<int64_t>(kSpan) * lay.k_dim + static_cast<int64_t>(span) * lay.v_dim;
+          kernels_->fp8_to_bf16(cache_.v_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim, vc,
+                                static_cast<int64_t>(nt) * lay.v_dim);
+          v = vc;
+        }
+      }
+      if (p.v_in_k) v = k;
+      // The next block's rows are fetched while this piece computes (see the block loop above); in cache bytes.
+      const int tn = pos + nt, nn = std::min(bs, it.kv_end - tn);
+      const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
+      const int64_t run = next < 0 ? 0
+                          : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
+                                     : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
+      kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data() + span, p.qk_dim, qt_stride, lay.k_dim, kSpan,
+                            it.rows, nt, p.qk_dim, next >= 0 ? cache_.k_bytes(next, p.layer, it.kv_head) : nullptr,
+                            run * eb});
+      kernels_->pack_v(v, p.v_in_k ? lay.k_dim : lay.v_dim, nt, p.v_dim, sc.vp.data() + static_cast<int64_t>(span / 2) * c16,
+                       c16);
+      span += nt;
+    }
+    // One online-softmax step and one P.V over the whole span.
+    softmax_step(p, sc, it.rows, t0, span, kSpan, lo, hi, m, l, acc);
+    kernels_->pv_vpacked({sc.p.data(), reinterpret_cast<const uint16_t*>(sc.vp.data()), acc, kSpan, c16, p.v_dim,
+                          it.rows, span, p.v_dim});
+    t0 += span;
   }
 }
 

@@ -40,6 +40,11 @@ class PagedAttention {
   // Q^T into pairs once and run qk_qpacked per block: the AMX kernel then reads K rows straight from the cache
   // instead of packing K^T per block for one 16-row tile. More rows amortise that packing (qk), as in V3 decode.
   static constexpr int kMaxQPackedRows = 16;
+  // Those items run in spans of up to this many positions (several cache blocks): qk_qpacked per block into one
+  // score row, then one softmax step, one accumulator rescale and one pv_vpacked over the span's value rows packed
+  // into pairs, so the per-step costs (accumulator tiles loaded and stored, softmax and rescale passes) are paid
+  // once per span instead of once per block.
+  static constexpr int kSpan = cpu::kMaxBlockRows;
 
   // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
   PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk);
@@ -59,12 +64,20 @@ class PagedAttention {
   struct Scratch {                 // per worker, sized at construction
     std::vector<uint16_t> q;       // [kMaxRows][qk_dim]
     std::vector<uint32_t> qt;      // Q^T pairs of a tile of <= kMaxQPackedRows rows (cpu::pack_qt_pairs)
-    std::vector<float> s;          // [kMaxRows][block_size]
-    std::vector<uint16_t> p;       // [kMaxRows][block_size]
-    std::vector<uint16_t> kv;      // fp8 caches: one block's K and V sections converted to bf16
+    std::vector<float> s;          // [kMaxRows][block_size], or [kMaxQPackedRows][kSpan] in spans
+    std::vector<uint16_t> p;       // the same shape, bf16 probabilities
+    std::vector<uint32_t> vp;      // kRows: a span's value rows in pairs, [kSpan / 2][round_up(v width, 16)]
+    std::vector<uint16_t> kv;      // fp8 caches: a block's (or span's, [kSpan] rows) K and V sections as bf16
   };
   void plan(const AttnCoreParams& p, int workers);
   void run_item(const AttnCoreParams& p, const Item& it, Scratch& sc);
+  // One online-softmax step of a tile over scores sc.s [rows][stride] of positions [t0, t0 + nt), the
+  // accumulators rescaled; sc.p gets the bf16 probabilities.
+  void softmax_step(const AttnCoreParams& p, Scratch& sc, int rows, int t0, int nt, int stride, const int* lo,
+                    const int* hi, float* m, float* l, float* acc) const;
+  // run_item's loop for kRows items of <= kMaxQPackedRows rows (Q^T already packed into sc.qt).
+  void run_spans(const AttnCoreParams& p, const Item& it, Scratch& sc, const int* lo, const int* hi, float* m,
+                 float* l, float* acc);
   void merge(const AttnCoreParams& p, const Group& g);
 
   const PagedKvCache& cache_;

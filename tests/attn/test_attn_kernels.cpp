@@ -298,6 +298,32 @@ TEST_CASE("Q-packed attention score kernels match the scalar reference on every 
   REQUIRE(tested >= 1);
 }
 
+// pack_v (V rows -> pairs) is exact: every ISA gives the scalar bits, zero past dv and in the odd last row's high
+// half, reads nothing past nt x dv (NaN there) and writes nothing past its pair rows (NaN sentinels stay).
+TEST_CASE("V pair packing equals the scalar packing on every ISA this CPU has", "[attn][kernels]") {
+  const int tested = for_each_supported([](const AttnKernels& k) {
+    for (int nt : {1, 2, 7, 33, 64, kMaxBlockRows})
+      for (int dv : {1, 15, 16, 40, 512, 513}) {
+        const int c16 = (dv + 15) / 16 * 16, vs = dv + 7, tp = (nt + 1) / 2;
+        std::vector<uint16_t> v = padded(nt, dv, vs, static_cast<uint64_t>(nt * 1000 + dv), -2.0f, 2.0f);
+        std::vector<uint32_t> want((tp + 1) * static_cast<size_t>(c16), 0x7fc07fc0u), got = want;
+        pack_v_scalar(v.data(), vs, nt, dv, want.data(), c16);
+        k.pack_v(v.data(), vs, nt, dv, got.data(), c16);
+        INFO(isa_name(k.isa) << " nt=" << nt << " dv=" << dv);
+        REQUIRE(got == want);
+        for (int c = 0; c < c16; ++c) REQUIRE(want[static_cast<size_t>(tp) * c16 + c] == 0x7fc07fc0u);
+        for (int j = 0; j < tp; ++j)
+          for (int c = 0; c < c16; ++c) {
+            const uint32_t w = want[static_cast<size_t>(j) * c16 + c];
+            const uint16_t lo = c < dv ? v[static_cast<size_t>(2 * j) * vs + c] : 0;
+            const uint16_t hi = c < dv && 2 * j + 1 < nt ? v[static_cast<size_t>(2 * j + 1) * vs + c] : 0;
+            REQUIRE(w == (lo | static_cast<uint32_t>(hi) << 16));
+          }
+      }
+  });
+  REQUIRE(tested >= 1);
+}
+
 TEST_CASE("kernels_for refuses ISAs the CPU lacks", "[attn][kernels]") {
   for (Isa isa : kAllIsas) CHECK((kernels_for(isa) != nullptr) == cpu_supports(isa));
   CHECK(cpu_supports(Isa::kScalar));
