@@ -6,6 +6,7 @@
 #include "cuda/grouped_gemm_tile.cuh"
 #include "cuda/grouped_gemm_ws.cuh"
 #include "cuda/mma_util.cuh"
+#include "cuda/smem_limit.h"
 #include "cuda/wgmma.cuh"
 #include "util/error.h"
 
@@ -240,15 +241,8 @@ void launch_as(const GroupedGemmParams& p, cudaStream_t stream) {
   constexpr int kSmem =
       (STAGES * (BM * 8 + (kFp8 ? BN * (kBK / 16) + BN / 4 : BN * 8)) + (kFp8 ? BN * 8 : 0)) * 16 + 1024;
   static_assert(kSmem <= 227 * 1024, "tile exceeds shared memory");
-  // The shared-memory limit is raised once per device (bit d of `configured`).
   static std::atomic<uint64_t> configured{0};
-  int dev = 0;
-  AFD_CUDA_CHECK(cudaGetDevice(&dev));
-  const uint64_t bit = uint64_t{1} << (dev & 63);
-  if (!(configured.load() & bit)) {
-    AFD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    configured.fetch_or(bit);
-  }
+  raise_smem_limit_once(configured, reinterpret_cast<const void*>(kernel), kSmem);
   const dim3 grid((p.n + BN - 1) / BN, p.max_tiles);
   kernel<<<grid, WARPS_M * WARPS_N * 32, kSmem, stream>>>(p);
   AFD_CUDA_CHECK(cudaGetLastError());

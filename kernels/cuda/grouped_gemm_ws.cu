@@ -13,6 +13,7 @@
 #include "cuda/grouped_gemm_ws.cuh"
 #include "cuda/mbarrier.cuh"
 #include "cuda/mma_util.cuh"
+#include "cuda/smem_limit.h"
 #include "cuda/wgmma.cuh"
 #include "util/error.h"
 
@@ -134,6 +135,40 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
+// The TMA descriptor of W as one [rows, k] bf16 tensor (group g's row r is row g * rows_per_group + r; rows past the
+// end read as 0). A layer launches the same weights every step, so each thread keeps the last few descriptors it
+// encoded: a descriptor depends only on the address and the shape, so a hit is exact even if the memory was freed
+// and reallocated in between.
+CUtensorMap weight_map(const GroupedGemmParams& p, int rows_per_group) {
+  struct Entry {
+    const void* w = nullptr;
+    int k = 0, rows = 0;
+    CUtensorMap map{};
+  };
+  constexpr int kEntries = 16;  // > the GEMMs of a few layers' worth of distinct weights in flight per thread
+  thread_local Entry cache[kEntries];
+  thread_local int next = 0;
+  const int rows = rows_per_group * (p.groups - 1) + p.n;
+  for (const Entry& e : cache)
+    if (e.w == p.w && e.k == p.k && e.rows == rows) return e.map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.k), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.k) * 2};
+  const cuuint32_t box[2] = {tile::kBK, kBN}, elem[2] = {1, 1};
+  Entry& e = cache[next];
+  next = (next + 1) % kEntries;
+  const CUresult r = encode_fn()(&e.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(p.w), dims,
+                                 strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    e = Entry{};
+    fail("cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for k ", p.k, " n ", p.n);
+  }
+  e.w = p.w;
+  e.k = p.k;
+  e.rows = rows;
+  return e.map;
+}
+
 }  // namespace
 
 bool grouped_gemm_ws_supported(const GroupedGemmParams& p) { return !p.w8 && p.w_stride % p.k == 0; }
@@ -141,30 +176,18 @@ bool grouped_gemm_ws_supported(const GroupedGemmParams& p) { return !p.w8 && p.w
 void grouped_gemm_ws(const GroupedGemmParams& p, cudaStream_t stream) {
   AFD_CHECK(grouped_gemm_ws_supported(p), "the warp-specialised grouped GEMM takes bf16 weights whose group stride (",
             p.w_stride, ") is whole rows of k ", p.k);
-  static std::atomic<uint64_t> configured{0};  // bit d: the shared-memory limit is raised on device d
-  static int sms[64] = {};
-  int dev = 0;
-  AFD_CUDA_CHECK(cudaGetDevice(&dev));
-  const uint64_t bit = uint64_t{1} << (dev & 63);
-  if (!(configured.load() & bit)) {
-    AFD_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemm_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    AFD_CUDA_CHECK(cudaDeviceGetAttribute(&sms[dev & 63], cudaDevAttrMultiProcessorCount, dev));
-    configured.fetch_or(bit);
+  static std::atomic<uint64_t> configured{0};
+  const int dev = raise_smem_limit_once(configured, reinterpret_cast<const void*>(grouped_gemm_ws_kernel), kSmem);
+  static std::atomic<int> sms[64] = {};  // SM count per device, 0 until first asked
+  if (!sms[dev & 63].load()) {
+    int n = 0;
+    AFD_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    sms[dev & 63].store(n);
   }
-  // W as one [rows, k] bf16 tensor: group g's row r is row g * rows_per_group + r; rows past the end read as 0.
   const int rows_per_group = static_cast<int>(p.w_stride / p.k);
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.k),
-                              static_cast<cuuint64_t>(rows_per_group) * (p.groups - 1) + p.n};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.k) * 2};
-  const cuuint32_t box[2] = {tile::kBK, kBN}, elem[2] = {1, 1};
-  CUtensorMap map{};
-  const CUresult r = encode_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(p.w), dims,
-                                 strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  AFD_CHECK(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for k ", p.k, " n ", p.n);
   const int n_blocks = (p.n + kBN - 1) / kBN;
-  const int grid = static_cast<int>(std::min<int64_t>(sms[dev & 63], int64_t{n_blocks} * p.max_tiles));
-  grouped_gemm_ws_kernel<<<grid, kThreads, kSmem, stream>>>(p, map, rows_per_group, n_blocks);
+  const int grid = static_cast<int>(std::min<int64_t>(sms[dev & 63].load(), int64_t{n_blocks} * p.max_tiles));
+  grouped_gemm_ws_kernel<<<grid, kThreads, kSmem, stream>>>(p, weight_map(p, rows_per_group), rows_per_group, n_blocks);
   AFD_CUDA_CHECK(cudaGetLastError());
 }
 

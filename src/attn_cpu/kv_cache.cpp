@@ -23,14 +23,6 @@ const uint8_t* bf16_to_fp8_table() {
 
 }  // namespace
 
-const char* kv_dtype_name(KvDtype d) { return d == KvDtype::kBf16 ? "bf16" : "fp8_e4m3"; }
-
-KvDtype parse_kv_dtype(const std::string& s, const std::string& what) {
-  if (s == "bf16") return KvDtype::kBf16;
-  if (s == "fp8_e4m3" || s == "fp8") return KvDtype::kFp8E4m3;
-  fail(what, " must be bf16 or fp8_e4m3, not '", s, "'");
-}
-
 void PagedKvCache::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
 
 uint16_t PagedKvCache::get(const uint8_t* base, int64_t e) const {

@@ -29,14 +29,14 @@
 #include <vector>
 
 #include "iface/attn_backend.h"
+#include "util/kv_dtype.h"
 
 namespace afd::attn {
 
-enum class KvDtype { kBf16, kFp8E4m3 };
-const char* kv_dtype_name(KvDtype d);  // "bf16", "fp8_e4m3"
-// "bf16" or "fp8_e4m3" (also "fp8"); anything else throws afd::Error naming `what` (a flag or config field).
-KvDtype parse_kv_dtype(const std::string& s, const std::string& what);
-inline int kv_dtype_bytes(KvDtype d) { return d == KvDtype::kBf16 ? 2 : 1; }
+using afd::KvDtype;  // util/kv_dtype.h: the element types, their names and parser
+using afd::kv_dtype_bytes;
+using afd::kv_dtype_name;
+using afd::parse_kv_dtype;
 enum class KvRowLayout { kRows, kPairs };  // see the top of this file
 
 struct KvLayout {

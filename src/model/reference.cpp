@@ -172,7 +172,7 @@ void ReferenceModel::attention_half(int layer, float* x, int n, RefKvCache& cach
   for (size_t i = 0; i < out.size(); ++i) x[i] += out[i];
 }
 
-void ReferenceModel::ffn_half(int layer, float* x, int n) const {
+void ReferenceModel::ffn_half(int layer, float* x, int n, float* last_margin) const {
   const ModelConfig& c = config();
   const FfnLayer<float>& L = w_->ffn[layer];
   const int h = c.hidden_size;
@@ -188,8 +188,10 @@ void ReferenceModel::ffn_half(int layer, float* x, int n) const {
     for (int i = 0; i < n; ++i) {
       const float* xi = xn.data() + static_cast<size_t>(i) * h;
       for (int e = 0; e < E; ++e) logits[e] = dot(xi, L.router.w.data() + static_cast<size_t>(e) * h, h);
+      float margin = 0;
       route_token_f32(c, logits.data(), L.router_bias.empty() ? nullptr : L.router_bias.data(), idx.data(),
-                      wts.data());
+                      wts.data(), &margin);
+      if (last_margin && i == n - 1) *last_margin = std::min(*last_margin, margin);
       float* oi = out.data() + static_cast<size_t>(i) * h;
       for (int j = 0; j < k; ++j) {
         mlp_rows(L.experts[idx[j]], xi, 1, y.data());
@@ -214,14 +216,16 @@ std::vector<float> ReferenceModel::logits(const float* x, int n) const {
   return out;
 }
 
-std::vector<float> ReferenceModel::forward(const int32_t* ids, int n, RefKvCache& cache, bool all_logits) const {
+std::vector<float> ReferenceModel::forward(const int32_t* ids, int n, RefKvCache& cache, bool all_logits,
+                                           float* route_margin) const {
+  if (route_margin) *route_margin = std::numeric_limits<float>::infinity();
   const ModelConfig& c = config();
   AFD_REQUIRE(n > 0, "forward needs at least one token");
   std::vector<float> x(static_cast<size_t>(n) * c.hidden_size);
   embed(ids, n, x.data());
   for (int l = 0; l < c.num_layers; ++l) {
     attention_half(l, x.data(), n, cache);
-    ffn_half(l, x.data(), n);
+    ffn_half(l, x.data(), n, route_margin);
   }
   cache.len += n;
   if (all_logits) return logits(x.data(), n);

@@ -27,13 +27,17 @@ class ReferenceModel {
 
   // Runs `ids` [n] at positions cache.len .. cache.len+n-1 and appends them to the cache. Returns logits
   // [n, vocab] when all_logits, else [1, vocab] for the last position.
-  std::vector<float> forward(const int32_t* ids, int n, RefKvCache& cache, bool all_logits) const;
+  // route_margin (optional): the smallest routing margin (route_token_f32) of the last position over the MoE
+  // layers: how close the reference's expert choice for that position came to a tie.
+  std::vector<float> forward(const int32_t* ids, int n, RefKvCache& cache, bool all_logits,
+                             float* route_margin = nullptr) const;
 
   // The pieces, for testing fast paths half-layer by half-layer. `x` [n, hidden] is the residual stream,
   // updated in place: x += Attn(input_norm(x)) / x += FFN(post_norm(x)).
   void embed(const int32_t* ids, int n, float* x) const;
   void attention_half(int layer, float* x, int n, RefKvCache& cache) const;  // appends n positions to layer's cache
-  void ffn_half(int layer, float* x, int n) const;
+  // last_margin (optional): min'ed with the routing margin of position n - 1 (MoE layers).
+  void ffn_half(int layer, float* x, int n, float* last_margin = nullptr) const;
   std::vector<float> logits(const float* x, int n) const;  // final norm + lm_head, [n, vocab]
 
  private:

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/kv_dtype.h"
 
 namespace afd {
 
@@ -109,8 +110,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& src, cons
     if (auto v = positive("kv_pool_mb", 1)) c.kv_pool_mb = *v;
     if (r["kv_cache_dtype"]) {
       c.kv_cache_dtype = scalar<std::string>(r["kv_cache_dtype"], "runtime.kv_cache_dtype", src, "bf16 or fp8_e4m3");
-      AFD_REQUIRE(*c.kv_cache_dtype == "bf16" || *c.kv_cache_dtype == "fp8_e4m3" || *c.kv_cache_dtype == "fp8", src,
-                  ": runtime.kv_cache_dtype = '", *c.kv_cache_dtype, "' is not bf16 or fp8_e4m3");
+      parse_kv_dtype(*c.kv_cache_dtype, src + ": runtime.kv_cache_dtype");  // a bad name fails here, with the file
     }
     c.gpus = positive("gpus", 1);
   }

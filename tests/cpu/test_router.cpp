@@ -87,3 +87,41 @@ TEST_CASE("softmax top-k renormalises only when asked", "[router]") {
   const double sum = std::exp(1.0) + 2 * std::exp(2.0) + std::exp(0.5);
   CHECK(w[0] == Approx(std::exp(2.0) / sum).epsilon(1e-5));
 }
+
+// The routing margin (how close a choice came to changing) that the engine tests use to recognise router near ties:
+// the expert gap for plain top-k, and the smaller of the group and expert gaps for group-limited routers.
+TEST_CASE("route_token_f32 reports how far each choice is from a tie", "[router]") {
+  int idx[2];
+  float w[2], margin = -1;
+  ModelConfig c;
+  c.router = RouterKind::kSoftmaxTopk;
+  c.n_routed_experts = 4;
+  c.top_k = 2;
+  const std::vector<float> lg = {1.0f, 2.0f, 0.5f, 1.5f};  // chosen 1, 3; the best unchosen is 0
+  route_token_f32(c, lg.data(), nullptr, idx, w, &margin);
+  const double sum = std::exp(1.0) + std::exp(2.0) + std::exp(0.5) + std::exp(1.5);
+  CHECK(margin == Approx((std::exp(1.5) - std::exp(1.0)) / sum).epsilon(1e-5));
+
+  ModelConfig g = v3_cfg();
+  g.arch = Arch::kDeepSeekV2;
+  g.router = RouterKind::kSoftmaxGroupGreedy;
+  g.n_group = 2;  // groups {0..3} and {4..7}
+  g.topk_group = 1;
+  // Group maxima 3.0 (group 0) and 2.9 (group 1): group 0 is kept by a small gap; inside it experts 0 (3.0) and
+  // 1 (2.0) are chosen over 2 (1.0) by a larger one.
+  const std::vector<float> lg2 = {3.0f, 2.0f, 1.0f, 0.0f, 2.9f, 0.0f, 0.0f, 0.0f};
+  route_token_f32(g, lg2.data(), nullptr, idx, w, &margin);
+  double s2 = 0;
+  for (float x : lg2) s2 += std::exp(x);
+  const double group_gap = (std::exp(3.0) - std::exp(2.9)) / s2, expert_gap = (std::exp(2.0) - std::exp(1.0)) / s2;
+  REQUIRE(group_gap < expert_gap);
+  CHECK(idx[0] == 0);
+  CHECK(idx[1] == 1);
+  CHECK(margin == Approx(group_gap).epsilon(1e-4));
+  // A clear group choice leaves the expert gap.
+  const std::vector<float> lg3 = {3.0f, 2.0f, 1.0f, 0.0f, 0.1f, 0.0f, 0.0f, 0.0f};
+  route_token_f32(g, lg3.data(), nullptr, idx, w, &margin);
+  double s3 = 0;
+  for (float x : lg3) s3 += std::exp(x);
+  CHECK(margin == Approx((std::exp(2.0) - std::exp(1.0)) / s3).epsilon(1e-4));
+}

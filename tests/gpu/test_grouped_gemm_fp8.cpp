@@ -63,6 +63,8 @@ cuda::GroupedGemmParams bf16_params(const uint16_t* a, const int32_t* gather, co
   return p;
 }
 
+constexpr uint16_t kNanBf16 = 0x7fc0;  // fills what a kernel must never read
+
 }  // namespace
 
 TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised weights", "[gpu][gemm][fp8]") {
@@ -151,33 +153,41 @@ TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm]") {
   for (auto& v : w) v = f32_to_bf16(d(rng));
   std::vector<int32_t> gather(M);
   for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
-  Dev<uint16_t> da(a), dw(w);
+  // The same weights with a group stride that is not whole rows (64 NaN elements between groups, never read): the
+  // wgmma tile then runs its block-synchronous kernel instead of the TMA one, which needs whole rows.
+  const int64_t padded_stride = static_cast<int64_t>(N) * K + 64;
+  std::vector<uint16_t> wp(static_cast<size_t>(G) * padded_stride, kNanBf16);
+  for (int g = 0; g < G; ++g)
+    std::copy_n(w.begin() + static_cast<int64_t>(g) * N * K, static_cast<int64_t>(N) * K, wp.begin() + g * padded_stride);
+  Dev<uint16_t> da(a), dw(w), dwp(wp);
   Dev<int32_t> dg(gather), doff(off);
   std::vector<uint16_t> first;
   for (const bool silu : {false, true})
-    for (const auto tile : cuda::kAllGemmTiles) {
-      if (!cuda::gemm_tile_available(tile)) continue;
-      INFO("tile " << cuda::gemm_tile_name(tile) << " silu " << silu);
-      const int bm = cuda::gemm_tile_rows(tile);
-      std::vector<int> toff(G + 1, 0);
-      for (int g = 0; g < G; ++g) toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
-      Dev<int32_t> dtoff(toff);
-      cuda::GroupedGemmParams p = bf16_params(da.p, dg.p, dw.p, doff.p, dtoff.p, G, M, N, K, tile);
-      p.silu_mul = silu;
-      const std::vector<uint16_t> got = run(p, M, silu ? N / 2 : N);
-      if (tile == cuda::kAllGemmTiles[0]) {
-        first = got;
-        continue;
+    for (const bool padded : {false, true})
+      for (const auto tile : cuda::kAllGemmTiles) {
+        if (!cuda::gemm_tile_available(tile)) continue;
+        INFO("tile " << cuda::gemm_tile_name(tile) << " silu " << silu << " padded group stride " << padded);
+        const int bm = cuda::gemm_tile_rows(tile);
+        std::vector<int> toff(G + 1, 0);
+        for (int g = 0; g < G; ++g) toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
+        Dev<int32_t> dtoff(toff);
+        cuda::GroupedGemmParams p = bf16_params(da.p, dg.p, padded ? dwp.p : dw.p, doff.p, dtoff.p, G, M, N, K, tile);
+        if (padded) p.w_stride = padded_stride;
+        p.silu_mul = silu;
+        const std::vector<uint16_t> got = run(p, M, silu ? N / 2 : N);
+        if (tile == cuda::kAllGemmTiles[0] && !padded) {
+          first = got;
+          continue;
+        }
+        int bad = 0, nan = 0;
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          bad += got[i] != first[i];
+          nan += (got[i] & 0x7fff) > 0x7f80;
+          worst = std::max(worst, static_cast<double>(std::fabs(bf16_to_f32(got[i]) - bf16_to_f32(first[i]))));
+        }
+        INFO("differing outputs " << bad << " of " << got.size() << ", largest difference " << worst);
+        CHECK(nan == 0);
+        CHECK(bad == 0);
       }
-      int bad = 0, nan = 0;
-      double worst = 0;
-      for (size_t i = 0; i < got.size(); ++i) {
-        bad += got[i] != first[i];
-        nan += (got[i] & 0x7fff) > 0x7f80;
-        worst = std::max(worst, static_cast<double>(std::fabs(bf16_to_f32(got[i]) - bf16_to_f32(first[i]))));
-      }
-      INFO("differing outputs " << bad << " of " << got.size() << ", largest difference " << worst);
-      CHECK(nan == 0);
-      CHECK(bad == 0);
-    }
 }
