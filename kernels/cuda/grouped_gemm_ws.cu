@@ -1,9 +1,8 @@
 // Warp-specialised grouped GEMM on Hopper warpgroup MMAs: a 128x256 tile per block, 4 stages of k = 64.
 // Warpgroup 0 produces: it gathers the A rows (the token permutation) with cp.async and brings the W tile by TMA,
 // each stage's arrivals and bytes counted on full[s]. Warpgroups 1 and 2 consume: each waits for full[s],
-// issues the wgmmas of its 64 rows x 256 columns (in a tile of <= 64 rows: its 64 x 128 half), keeps one stage's
-// wgmmas in flight and releases the stage before through empty[s], which the producer waits on before refilling
-// it. No block-wide barrier runs inside the k loop.
+// issues the wgmmas of its 64 rows x 256 columns, keeps one stage's wgmmas in flight and releases the stage before
+// through empty[s], which the producer waits on before refilling it. No block-wide barrier runs inside the k loop.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -86,45 +85,33 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
 
-  // Consumers: warpgroup wg - 1 owns tile rows 64 (wg - 1) .. + 63 and all 256 columns; in a short tile (<= 64
-  // rows: a group's last tile, or a small group) both take its 64 rows, warpgroup wg - 1 columns 128 (wg - 1) ..
-  // + 127 (m64n128k16 on the upper or lower half of the W stage), so the tile costs half the MMA time instead of
-  // leaving one warpgroup idle. Every output is the same k16 sequence of products either way.
+  // Consumers: warpgroup wg - 1 owns tile rows 64 (wg - 1) .. + 63.
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint32_t a_off = (wg - 1) * 64 * 128;
   for (int job = blockIdx.x; job < jobs; job += gridDim.x) {
     const tile::Rows own = tile::locate<kBM>(p, job / n_blocks);
     if (own.count == 0) continue;
-    const bool split_n = own.count <= 64;
-    const uint32_t a_off = split_n ? 0 : (wg - 1) * 64 * 128, b_off = split_n ? (wg - 1) * (kBN / 2) * 128 : 0;
     float acc[1][kBN / 8][4];
 #pragma unroll
     for (int j = 0; j < kBN / 8; ++j)
 #pragma unroll
       for (int q = 0; q < 4; ++q) acc[0][j][q] = 0.0f;
     float(&d)[kBN / 2] = *reinterpret_cast<float(*)[kBN / 2]>(&acc[0][0][0]);
-    float(&dh)[kBN / 4] = *reinterpret_cast<float(*)[kBN / 4]>(&acc[0][0][0]);
-    // Otherwise a warpgroup whose 64 rows are all past the group's end issues no wgmmas; it still takes part in
-    // every stage's handshake.
-    const bool active = split_n || (wg - 1) * 64 < own.count;
+    // A warpgroup whose 64 rows are all past the group's end (a group's last, short tile) issues no wgmmas, so
+    // the other one has the tensor cores to itself; it still takes part in every stage's handshake.
+    const bool active = (wg - 1) * 64 < own.count;
     for (int kt = 0; kt < ktiles; ++kt, ++it) {
       const int s = it % kStages;
       mbar::wait(&full[s], (it / kStages) & 1);
       if (active) {
         wgmma::fence_proxy_async();  // the cp.async (generic proxy) rows, for the wgmmas' async-proxy reads
         const uint32_t a_addr = ptx::smem_addr(smem + s * kStageChunks) + a_off;
-        const uint32_t b_addr = ptx::smem_addr(smem + s * kStageChunks + kAStageChunks) + b_off;
+        const uint32_t b_addr = ptx::smem_addr(smem + s * kStageChunks + kAStageChunks);
         wgmma::fence();
-        if (split_n) {
 #pragma unroll
-          for (int ks = 0; ks < kBK / 16; ++ks)
-            wgmma::mma<kBN / 2>(dh, wgmma::desc_k_major_sw128(a_addr + ks * 32),
-                                wgmma::desc_k_major_sw128(b_addr + ks * 32));
-        } else {
-#pragma unroll
-          for (int ks = 0; ks < kBK / 16; ++ks)
-            wgmma::mma<kBN>(d, wgmma::desc_k_major_sw128(a_addr + ks * 32),
-                            wgmma::desc_k_major_sw128(b_addr + ks * 32));
-        }
+        for (int ks = 0; ks < kBK / 16; ++ks)
+          wgmma::mma<kBN>(d, wgmma::desc_k_major_sw128(a_addr + ks * 32),
+                          wgmma::desc_k_major_sw128(b_addr + ks * 32));
         wgmma::commit();
       }
       wgmma::wait<1>();  // the previous stage's wgmmas are done: release it
@@ -132,12 +119,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     wgmma::wait<0>();
     if (lane == 0) mbar::arrive(&empty[(it - 1) % kStages]);
-    const int n0 = (job % n_blocks) * kBN;
-    if (split_n)
-      tile::store<1, kBN / 16>(p, *reinterpret_cast<float(*)[1][kBN / 16][4]>(&acc[0][0][0]), own,
-                               n0 + (wg - 1) * (kBN / 2), (warp % 4) * 16, 0, lane);
-    else if (active)
-      tile::store<1, kBN / 8>(p, acc, own, n0, (wg - 1) * 64 + (warp % 4) * 16, 0, lane);
+    if (active)
+      tile::store<1, kBN / 8>(p, acc, own, (job % n_blocks) * kBN, (wg - 1) * 64 + (warp % 4) * 16, 0, lane);
   }
 }
 
