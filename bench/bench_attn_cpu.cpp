@@ -10,11 +10,7 @@
 // projections, which are oneDNN matmuls measured by 2.
 // The GQA cache uses the paired row layout by default (KvRowLayout::kPairs: the kernels read K/V without repacking);
 // --kv-layout rows measures the plain-rows layout instead (K/V repacked per block by the AVX-512 / AMX kernels).
-// Usage: afd-bench-attn-cpu [--threads N] [--batch B] [--ctx T] [--iters I] [--isa scalar|avx2|avx512|amx] [--mla 0|1]
-//                           [--kv-layout pairs|rows] [--block 64] (KV positions per cache block, <= 256)
-//                           [--kv-dtype bf16|fp8_e4m3] (KV cache elements; fp8 reads half the bytes)
-//                           [--cases gqa,v3,v2lite] (the decode cases to run; default all three)
-//                           [--steps 1] (also: each step of one absorbed-MLA block alone, one thread, hot caches)
+// Usage: afd-bench-attn-cpu --help (every flag explained).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +21,7 @@
 
 #include <sched.h>
 
+#include <CLI/CLI.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "cpu/dnnl_linear.h"
@@ -293,47 +290,38 @@ void step_costs(const cpu::AttnKernels& k, int heads, int nt, double bw_per_thre
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    const int v = std::atoi(argv[i + 1]);
-    if (k == "--threads") a.threads = v;
-    else if (k == "--batch") a.batch = v;
-    else if (k == "--ctx") a.ctx = v;
-    else if (k == "--iters") a.iters = v;
-    else if (k == "--mla") a.mla = v;
-    else if (k == "--steps") a.steps = v;
-    else if (k == "--block") {
-      a.block = v;
-      if (v < 1 || v > cpu::kMaxBlockRows) {
-        std::fprintf(stderr, "--block takes 1..%d positions, not %s\n", cpu::kMaxBlockRows, argv[i + 1]);
-        return 2;
-      }
-    }
-    else if (k == "--cases") a.cases = argv[i + 1];
-    else if (k == "--kv-layout") {
-      const std::string s = argv[i + 1];
-      if (s != "pairs" && s != "rows") {
-        std::fprintf(stderr, "--kv-layout takes pairs or rows, not %s\n", s.c_str());
-        return 2;
-      }
-      a.gqa_pairs = s == "pairs";
-    }
-    else if (k == "--kv-dtype") {
-      try {
-        a.dtype = attn::parse_kv_dtype(argv[i + 1], "--kv-dtype");
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());
-        return 2;
-      }
-    }
-    else if (k == "--isa") {
-      const std::string s = argv[i + 1];
-      a.isa = s == "scalar" ? 0 : s == "avx2" ? 1 : s == "avx512" ? 2 : s == "amx" ? 3 : -1;
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"afd-bench-attn-cpu: the CPU attention core (GQA and absorbed-MLA decode over the paged KV cache) "
+               "against this machine's read bandwidth and oneDNN matmul rate, measured in the same run"};
+  // A flag given twice takes its last value (bench/run_attn_ab_gpu.sh passes defaults before the caller's flags).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--threads", a.threads, "Attention worker threads (default: every CPU this process may run on)");
+  app.add_option("--batch", a.batch, "Sequences decoding one token each")->check(CLI::PositiveNumber);
+  app.add_option("--ctx", a.ctx, "Cached positions per sequence, the new token included")->check(CLI::PositiveNumber);
+  app.add_option("--iters", a.iters, "Timed calls per case (the median is reported; MLA uses half)")
+      ->check(CLI::PositiveNumber);
+  std::string isa_name;
+  app.add_option("--isa", isa_name, "Kernels to run: scalar, avx2, avx512 or amx (default: the best this CPU has)")
+      ->check(CLI::IsMember({"scalar", "avx2", "avx512", "amx"}));
+  app.add_option("--mla", a.mla, "0: leave out the MLA cases (as --cases gqa)")->check(CLI::Range(0, 1));
+  app.add_option("--cases", a.cases, "Decode cases to run, comma-separated: gqa, v3, v2lite");
+  std::string layout = "pairs";
+  app.add_option("--kv-layout", layout,
+                 "GQA cache row layout: pairs (what the kernels read, no repacking) or rows (repacked per block); "
+                 "MLA is always rows")
+      ->check(CLI::IsMember({"pairs", "rows"}));
+  app.add_option("--block", a.block, "KV positions per cache block")->check(CLI::Range(1, cpu::kMaxBlockRows));
+  std::string dtype = "bf16";
+  app.add_option("--kv-dtype", dtype, "KV cache elements: bf16 or fp8_e4m3 (half the bytes, converted per block)")
+      ->check(CLI::IsMember({"bf16", "fp8_e4m3", "fp8"}));
+  app.add_option("--steps", a.steps,
+                 "1: also time each step of one absorbed-MLA block alone (one thread, hot caches) against the time "
+                 "its bytes take at one thread's share of the read bandwidth")
+      ->check(CLI::Range(0, 1));
+  CLI11_PARSE(app, argc, argv);
+  a.gqa_pairs = layout == "pairs";
+  a.dtype = attn::parse_kv_dtype(dtype, "--kv-dtype");
+  a.isa = isa_name.empty() ? -1 : isa_name == "scalar" ? 0 : isa_name == "avx2" ? 1 : isa_name == "avx512" ? 2 : 3;
+  if (!a.mla) a.cases = "gqa";
   if (a.threads <= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -382,7 +370,6 @@ int main(int argc, char** argv) {
     for (int nt : {64, 256}) step_costs(*k, 16, nt, bw * 1e9 / a.threads);
     step_costs(*k, 128, 64, bw * 1e9 / a.threads);
   }
-  if (!a.mla) return 0;
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
     if (!wanted(heads == 128 ? "v3" : "v2lite")) continue;
     const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, a.dtype,
