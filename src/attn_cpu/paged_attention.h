@@ -1,6 +1,7 @@
 // The attention core over the paged cache, flash-decoding style. A call is planned into work items
-// (sequence, kv head, tile of query rows, KV chunk); each item runs block by block with an online softmax
-// (running max m, sum l, unnormalised accumulator) into its slot of the partial buffer, and a second pass merges
+// (sequence, kv head, tile of query rows, KV chunk); each item runs block by block (tiles of <= kMaxQPackedRows rows
+// over the rows layout: span by span of several blocks) with an online softmax (running max m, sum l, unnormalised
+// accumulator) into its slot of the partial buffer, and a second pass merges
 // the chunks of each (sequence, kv head, tile): O = sum_j acc_j e^(m_j - M) / sum_j l_j e^(m_j - M).
 // Splitting the KV range is what lets one long sequence use every worker.
 //
