@@ -25,7 +25,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "iface/attn_backend.h"

@@ -128,11 +128,8 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       uint16_t* kc = sc.kv.data();
       uint16_t* vc = kc + static_cast<int64_t>(bs) * lay.k_dim;
       const int r0 = pairs ? 0 : off, nr = pairs ? bs : nt;
-      kernels_->fp8_to_bf16(cache_.k_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(r0) * lay.k_dim,
-                            kc + static_cast<int64_t>(r0) * lay.k_dim, static_cast<int64_t>(nr) * lay.k_dim);
-      if (lay.v_dim > 0)
-        kernels_->fp8_to_bf16(cache_.v_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(r0) * lay.v_dim,
-                              vc + static_cast<int64_t>(r0) * lay.v_dim, static_cast<int64_t>(nr) * lay.v_dim);
+      fp8_rows(p.layer, it.kv_head, block, r0, nr, kc + static_cast<int64_t>(r0) * lay.k_dim,
+               vc + static_cast<int64_t>(r0) * lay.v_dim);
       ksec = kc;
       vsec = vc;
     }
@@ -153,11 +150,8 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
       kernels_->qk_kpacked(qp);
     } else {
       const uint16_t* k = ksec + static_cast<int64_t>(off) * lay.k_dim;
-      const uint8_t* next_rows = next >= 0 ? cache_.k_bytes(next, p.layer, it.kv_head) : nullptr;
-      const int64_t run = next < 0 ? 0
-                          : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
-                                     : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
-      if (next >= 0) prefetch_bytes(next_rows, run * eb);
+      const NextRows ahead = next_rows(p, it, table, tn);
+      prefetch_bytes(ahead.bytes, ahead.count);
       kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
     }
     softmax_step(p, sc, it.rows, t0, nt, bs, lo, hi, m, l, acc);
@@ -175,6 +169,25 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     }
     t0 += nt;
   }
+}
+
+void PagedAttention::fp8_rows(int layer, int kv_head, int32_t block, int r0, int nr, uint16_t* k, uint16_t* v) const {
+  const KvLayout& lay = cache_.layout();
+  kernels_->fp8_to_bf16(cache_.k_bytes(block, layer, kv_head) + static_cast<int64_t>(r0) * lay.k_dim, k,
+                        static_cast<int64_t>(nr) * lay.k_dim);
+  if (lay.v_dim > 0)
+    kernels_->fp8_to_bf16(cache_.v_bytes(block, layer, kv_head) + static_cast<int64_t>(r0) * lay.v_dim, v,
+                          static_cast<int64_t>(nr) * lay.v_dim);
+}
+
+PagedAttention::NextRows PagedAttention::next_rows(const AttnCoreParams& p, const Item& it, const int32_t* table,
+                                                   int tn) const {
+  const KvLayout& lay = cache_.layout();
+  if (tn >= it.kv_end) return {};
+  const int bs = lay.block_size, nn = std::min(bs, it.kv_end - tn);
+  const int64_t elems = p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
+                                 : static_cast<int64_t>(bs) * lay.k_dim + static_cast<int64_t>(nn) * lay.v_dim;
+  return {cache_.k_bytes(table[tn / bs], p.layer, it.kv_head), elems * lay.elem_bytes()};
 }
 
 void PagedAttention::softmax_step(const AttnCoreParams& p, Scratch& sc, int rows, int t0, int nt, int stride,
@@ -198,7 +211,7 @@ void PagedAttention::softmax_step(const AttnCoreParams& p, Scratch& sc, int rows
 void PagedAttention::run_spans(const AttnCoreParams& p, const Item& it, Scratch& sc, const int* lo, const int* hi,
                                float* m, float* l, float* acc) {
   const KvLayout& lay = cache_.layout();
-  const int bs = lay.block_size, c16 = round_up16(p.v_dim), eb = lay.elem_bytes();
+  const int bs = lay.block_size, c16 = round_up16(p.v_dim);
   const bool fp8 = lay.dtype != KvDtype::kBf16;
   const int32_t* table = cache_.block_table(p.seq_slot[it.seq]);
   const int qt_stride = cpu::qt_cols(it.rows);
@@ -216,26 +229,16 @@ void PagedAttention::run_spans(const AttnCoreParams& p, const Item& it, Scratch&
         if (!p.v_in_k) v = cache_.v_rows(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim;
       } else {  // the piece's rows converted into this worker's scratch, at their span rows
         uint16_t* kc = sc.kv.data() + static_cast<int64_t>(span) * lay.k_dim;
-        kernels_->fp8_to_bf16(cache_.k_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.k_dim, kc,
-                              static_cast<int64_t>(nt) * lay.k_dim);
+        uint16_t* vc = sc.kv.data() + static_cast<int64_t>(kSpan) * lay.k_dim + static_cast<int64_t>(span) * lay.v_dim;
+        fp8_rows(p.layer, it.kv_head, block, off, nt, kc, vc);
         k = kc;
-        if (!p.v_in_k) {
-          uint16_t* vc = sc.kv.data() + static_cast<int64_t>(kSpan) * lay.k_dim + static_cast<int64_t>(span) * lay.v_dim;
-          kernels_->fp8_to_bf16(cache_.v_bytes(block, p.layer, it.kv_head) + static_cast<int64_t>(off) * lay.v_dim, vc,
-                                static_cast<int64_t>(nt) * lay.v_dim);
-          v = vc;
-        }
+        v = vc;
       }
       if (p.v_in_k) v = k;
-      // The next block's rows are fetched while this piece computes (see the block loop above); in cache bytes.
-      const int tn = pos + nt, nn = std::min(bs, it.kv_end - tn);
-      const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
-      const int64_t run = next < 0 ? 0
-                          : p.v_in_k ? static_cast<int64_t>(nn) * lay.k_dim
-                                     : static_cast<int64_t>(bs) * lay.k_dim + nn * lay.v_dim;
+      // The next block's rows are fetched while this piece computes (see the block loop above).
+      const NextRows ahead = next_rows(p, it, table, pos + nt);
       kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data() + span, p.qk_dim, qt_stride, lay.k_dim, kSpan,
-                            it.rows, nt, p.qk_dim, next >= 0 ? cache_.k_bytes(next, p.layer, it.kv_head) : nullptr,
-                            run * eb});
+                            it.rows, nt, p.qk_dim, ahead.bytes, ahead.count});
       kernels_->pack_v(v, p.v_in_k ? lay.k_dim : lay.v_dim, nt, p.v_dim, sc.vp.data() + static_cast<int64_t>(span / 2) * c16,
                        c16);
       span += nt;

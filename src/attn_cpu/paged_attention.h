@@ -72,6 +72,16 @@ class PagedAttention {
   };
   void plan(const AttnCoreParams& p, int workers);
   void run_item(const AttnCoreParams& p, const Item& it, Scratch& sc);
+  // fp8 caches: K rows [r0, r0 + nr) of one (block, layer, kv head) section into k as bf16, and (a separate V
+  // section) its V rows into v.
+  void fp8_rows(int layer, int kv_head, int32_t block, int r0, int nr, uint16_t* k, uint16_t* v) const;
+  // kRows: the cache bytes a decode step reads next after positions below tn (the K rows of the next block, then
+  // its V rows when V has a section of its own), for prefetching; nothing (count 0) past the item's range.
+  struct NextRows {
+    const uint8_t* bytes = nullptr;
+    int64_t count = 0;
+  };
+  NextRows next_rows(const AttnCoreParams& p, const Item& it, const int32_t* table, int tn) const;
   // One online-softmax step of a tile over scores sc.s [rows][stride] of positions [t0, t0 + nt), the
   // accumulators rescaled; sc.p gets the bf16 probabilities.
   void softmax_step(const AttnCoreParams& p, Scratch& sc, int rows, int t0, int nt, int stride, const int* lo,
