@@ -43,10 +43,11 @@ float gap_after(const float* v, int n, int k, float masked) {
   return next == masked || next == -kInf ? kInf : v[order[k - 1]] - next;
 }
 
-// Masks every expert outside the `topk_group` best groups with `fill`. `group_score(g)` scores group g. Returns the
-// gap between the last kept group's score and the best dropped one's.
+// Masks every expert outside the `topk_group` best groups with `fill`. `group_score(g)` scores group g. `gap`
+// (optional): the gap between the last kept group's score and the best dropped one's.
 template <typename GroupScore>
-float mask_groups(const ModelConfig& c, std::vector<float>& scores, float fill, GroupScore group_score) {
+void mask_groups(const ModelConfig& c, std::vector<float>& scores, float fill, GroupScore group_score,
+                 float* gap = nullptr) {
   const int G = c.n_group, per = c.n_routed_experts / G;
   std::vector<float> gs(G);
   for (int g = 0; g < G; ++g) gs[g] = group_score(g, per);
@@ -55,7 +56,7 @@ float mask_groups(const ModelConfig& c, std::vector<float>& scores, float fill, 
   for (int g = 0; g < G; ++g)
     if (std::find(keep.begin(), keep.end(), g) == keep.end())
       std::fill(scores.begin() + g * per, scores.begin() + (g + 1) * per, fill);
-  return gap_after(gs.data(), G, c.topk_group, -kInf);
+  if (gap) *gap = gap_after(gs.data(), G, c.topk_group, -kInf);
 }
 
 }  // namespace
@@ -70,11 +71,14 @@ void route_token_f32(const ModelConfig& c, const float* logits, const float* bia
       std::vector<float> sc(E);
       for (int e = 0; e < E; ++e) sc[e] = p[e] + (bias ? bias[e] : 0.0f);
       const std::vector<float> unmasked = sc;
-      group_gap = mask_groups(c, sc, -kInf, [&](int g, int per) {
-        int top2[2];
-        topk_indices(unmasked.data() + g * per, per, 2, top2);
-        return unmasked[g * per + top2[0]] + unmasked[g * per + top2[1]];
-      });
+      mask_groups(
+          c, sc, -kInf,
+          [&](int g, int per) {
+            int top2[2];
+            topk_indices(unmasked.data() + g * per, per, 2, top2);
+            return unmasked[g * per + top2[0]] + unmasked[g * per + top2[1]];
+          },
+          margin ? &group_gap : nullptr);
       topk_indices(sc.data(), E, k, idx);
       if (margin) *margin = std::min(group_gap, gap_after(sc.data(), E, k, -kInf));
       float sum = 0;
@@ -90,9 +94,12 @@ void route_token_f32(const ModelConfig& c, const float* logits, const float* bia
       softmax_inplace(p);
       if (c.router == RouterKind::kSoftmaxGroupGreedy) {
         const std::vector<float> unmasked = p;
-        group_gap = mask_groups(c, p, 0.0f, [&](int g, int per) {
-          return *std::max_element(unmasked.begin() + g * per, unmasked.begin() + (g + 1) * per);
-        });
+        mask_groups(
+            c, p, 0.0f,
+            [&](int g, int per) {
+              return *std::max_element(unmasked.begin() + g * per, unmasked.begin() + (g + 1) * per);
+            },
+            margin ? &group_gap : nullptr);
       }
       topk_indices(p.data(), E, k, idx);
       if (margin) *margin = std::min(group_gap, gap_after(p.data(), E, k, c.router == RouterKind::kSoftmaxGroupGreedy ? 0.0f : -kInf));
