@@ -12,6 +12,7 @@
 
 #include "cpu/attn_kernels.h"
 #include "cpu/exp_poly.h"
+#include "cpu/softmax_row.h"
 #include "cpu/attn_prefetch.h"
 #include "util/numeric.h"
 
@@ -103,10 +104,10 @@ void softmax_f32_avx2(const SoftmaxParams& p) {
   for (int i = 0; i < p.nq; ++i) {
     float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
     uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    const int lo = std::max(p.lo[i], 0), hi = std::min(p.hi[i], p.nt);
-    p.alpha[i] = 1.0f;
+    int lo, hi;
+    softmax_row_range(p, i, lo, hi);
     if (lo >= hi) {
-      std::fill_n(pr, p.nt, uint16_t{0});
+      softmax_row_skip(p, i);
       continue;
     }
     // Pass 1: scale in place (invisible lanes -inf) and take the block max. Lanes past nt are never loaded.
@@ -125,8 +126,7 @@ void softmax_f32_avx2(const SoftmaxParams& p) {
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, vmax);
     for (float v : lanes) bmax = std::max(bmax, v);
-    const float m_new = std::max(p.m[i], bmax);
-    if (p.m[i] != kNegInf && m_new != p.m[i]) p.alpha[i] = std::exp(p.m[i] - m_new);
+    const float m_new = softmax_row_max(p, i, bmax);
     // Pass 2: p = bf16(e^(s - m_new)) on visible lanes, 0 elsewhere; l accumulates the rounded values.
     const __m256 m = _mm256_set1_ps(m_new);
     __m256 vsum = _mm256_setzero_ps();
@@ -142,8 +142,7 @@ void softmax_f32_avx2(const SoftmaxParams& p) {
       pr[t] = e;
       sum += bf16_to_f32(e);
     }
-    p.l[i] = p.l[i] * p.alpha[i] + sum;
-    p.m[i] = m_new;
+    softmax_row_end(p, i, m_new, sum);
   }
 }
 

@@ -25,6 +25,7 @@
 #include "cpu/attn_buffer.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/exp_poly.h"
+#include "cpu/softmax_row.h"
 #include "cpu/attn_pack.h"
 #include "cpu/attn_prefetch.h"
 
@@ -357,10 +358,10 @@ void softmax_f32_avx512(const SoftmaxParams& p) {
   for (int i = 0; i < p.nq; ++i) {
     const float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
     uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    const int lo = std::max(p.lo[i], 0), hi = std::min(p.hi[i], p.nt);
-    p.alpha[i] = 1.0f;
+    int lo, hi;
+    softmax_row_range(p, i, lo, hi);
     if (lo >= hi) {
-      std::fill_n(pr, p.nt, uint16_t{0});
+      softmax_row_skip(p, i);
       continue;
     }
     __m512 vmax = neg_inf;
@@ -368,9 +369,7 @@ void softmax_f32_avx512(const SoftmaxParams& p) {
       const __mmask16 v = visible16(t, lo, hi, p.nt);
       vmax = _mm512_mask_max_ps(vmax, v, vmax, _mm512_mul_ps(_mm512_maskz_loadu_ps(v, s + t), scale));
     }
-    const float bmax = _mm512_reduce_max_ps(vmax);
-    const float m_new = std::max(p.m[i], bmax);
-    if (p.m[i] != kNegInf && m_new != p.m[i]) p.alpha[i] = std::exp(p.m[i] - m_new);
+    const float m_new = softmax_row_max(p, i, _mm512_reduce_max_ps(vmax));
     const __m512 m = _mm512_set1_ps(m_new);
     __m512 vsum = _mm512_setzero_ps();
     for (int t = 0; t < p.nt; t += 16) {
@@ -382,13 +381,8 @@ void softmax_f32_avx512(const SoftmaxParams& p) {
       _mm256_mask_storeu_epi16(pr + t, mask16(p.nt - t), b);
       vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));
     }
-    p.l[i] = p.l[i] * p.alpha[i] + _mm512_reduce_add_ps(vsum);
-    p.m[i] = m_new;
+    softmax_row_end(p, i, m_new, _mm512_reduce_add_ps(vsum));
   }
-}
-
-void pack_v_avx512(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16) {
-  pack_v_pairs(v, v_stride, nt, dv, vp, c16);
 }
 
 void qk_bf16_avx512(const QkParams& p) {

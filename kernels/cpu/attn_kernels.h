@@ -162,7 +162,7 @@ void qk_qpacked_avx512(const QkQPackedParams& p);
 void qk_qpacked_amx(const QkQPackedParams& p);
 void pack_v_scalar(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);
 void pack_v_avx2(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);
-void pack_v_avx512(const uint16_t* v, int v_stride, int nt, int dv, uint32_t* vp, int c16);  // = pack_v_pairs
+// (the AVX-512 and AMX tables' pack_v is pack_v_pairs, attn_pack.h)
 void fp8_to_bf16_scalar(const uint8_t* src, uint16_t* dst, int64_t n);
 void fp8_to_bf16_avx2(const uint8_t* src, uint16_t* dst, int64_t n);
 void fp8_to_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t n);  // also the AMX table's

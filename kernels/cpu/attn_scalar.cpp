@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/softmax_row.h"
 #include "util/numeric.h"
 
 namespace afd::cpu {
@@ -106,24 +107,22 @@ void softmax_f32_scalar(const SoftmaxParams& p) {
   for (int i = 0; i < p.nq; ++i) {
     float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
     uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    const int lo = std::max(p.lo[i], 0), hi = std::min(p.hi[i], p.nt);
+    int lo, hi;
+    softmax_row_range(p, i, lo, hi);
     float bmax = kNegInf;
     for (int t = lo; t < hi; ++t) bmax = std::max(bmax, s[t] * p.scale);
-    p.alpha[i] = 1.0f;
     if (bmax == kNegInf) {  // nothing visible in this block
-      std::fill_n(pr, p.nt, uint16_t{0});
+      softmax_row_skip(p, i);
       continue;
     }
-    const float m_new = std::max(p.m[i], bmax);
-    if (p.m[i] != kNegInf && m_new != p.m[i]) p.alpha[i] = std::exp(p.m[i] - m_new);
+    const float m_new = softmax_row_max(p, i, bmax);
     float sum = 0.0f;
     for (int t = 0; t < p.nt; ++t) {
       const uint16_t e = t >= lo && t < hi ? f32_to_bf16(std::exp(s[t] * p.scale - m_new)) : uint16_t{0};
       pr[t] = e;
       sum += bf16_to_f32(e);
     }
-    p.l[i] = p.l[i] * p.alpha[i] + sum;
-    p.m[i] = m_new;
+    softmax_row_end(p, i, m_new, sum);
   }
 }
 
