@@ -51,6 +51,7 @@ struct Args {
   attn::KvDtype dtype = attn::KvDtype::kBf16;  // --kv-dtype bf16|fp8_e4m3
   int steps = 0;  // --steps 1: the per-step costs of one MLA block (step_costs)
   std::string cases = "gqa,v3,v2lite";  // --cases: which decode cases run
+  int items_per_worker = attn::PagedAttention::kItemsPerWorker;  // --items-per-worker
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -151,9 +152,11 @@ struct CoreResult {
 };
 
 // Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
-CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int batch, int ctx, int kv_heads,
-                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int block, attn::KvDtype dtype,
-                       int iters) {
+// Batch, context, block, dtype and the work split come from the command line (a); iters per case.
+CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, const Args& a, int kv_heads,
+                       int heads_per_kv, int qk_dim, int v_dim, bool mla, bool pairs, int iters) {
+  const int batch = a.batch, ctx = a.ctx, block = a.block;
+  const attn::KvDtype dtype = a.dtype;
   attn::KvLayout lay;
   lay.layers = 1;
   lay.kv_heads = kv_heads;
@@ -191,7 +194,7 @@ CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, int ba
   p.q = q.data();
   p.o = o.data();
   p.scale = 1.0f / 16.0f;
-  attn::PagedAttention core(cache, k, pool.size(), 256);
+  attn::PagedAttention core(cache, k, pool.size(), 256, a.items_per_worker);
   core.run(p, pool);  // warm-up
   std::vector<double> t;
   for (int i = 0; i < iters; ++i) {
@@ -317,6 +320,9 @@ int main(int argc, char** argv) {
                  "1: also time each step of one absorbed-MLA block alone (one thread, hot caches) against the time "
                  "its bytes take at one thread's share of the read bandwidth")
       ->check(CLI::Range(0, 1));
+  app.add_option("--items-per-worker", a.items_per_worker,
+                 "Work items a call aims for per worker when it splits KV ranges (default: the library's)")
+      ->check(CLI::Range(1, 1024));
   CLI11_PARSE(app, argc, argv);
   a.gqa_pairs = layout == "pairs";
   a.dtype = attn::parse_kv_dtype(dtype, "--kv-dtype");
@@ -361,7 +367,7 @@ int main(int argc, char** argv) {
 
   auto wanted = [&](const std::string& name) { return ("," + a.cases + ",").find("," + name + ",") != std::string::npos; };
   if (wanted("gqa")) {
-  const CoreResult g = decode_core(pool, *k, a.batch, a.ctx, 4, 8, 128, 128, false, a.gqa_pairs, a.block, a.dtype, a.iters);
+  const CoreResult g = decode_core(pool, *k, a, 4, 8, 128, 128, false, a.gqa_pairs, a.iters);
   std::printf("GQA decode  (Qwen3-30B-A3B: 32 q / 4 kv heads, d 128, KV %s) %8.2f ms  KV %.2f GB/s = %.2f of read bandwidth"
               "  (%.3f TFLOP/s)\n",
               a.gqa_pairs ? "pairs" : "rows", g.ms, g.kv_bytes / g.ms / 1e6, g.kv_bytes / g.ms / 1e6 / bw, g.flops / g.ms / 1e9);
@@ -372,8 +378,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& [name, heads] : {std::pair<const char*, int>{"DeepSeek-V3", 128}, {"DeepSeek-V2-Lite", 16}}) {
     if (!wanted(heads == 128 ? "v3" : "v2lite")) continue;
-    const CoreResult m = decode_core(pool, *k, a.batch, a.ctx, 1, heads, 576, 512, true, false, a.block, a.dtype,
-                                    std::max(1, a.iters / 2));
+    const CoreResult m = decode_core(pool, *k, a, 1, heads, 576, 512, true, false, std::max(1, a.iters / 2));
     std::printf("MLA decode  (%-16s: %3d heads, 512 + 64)      %8.2f ms  %.3f TFLOP/s = %.2f of the matmul rate"
                 "  (KV %.2f GB/s = %.2f of read bandwidth)\n",
                 name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6,

@@ -137,7 +137,7 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
   const cpu::Isa isa = opt.isa >= 0 ? static_cast<cpu::Isa>(opt.isa) : cpu::best_isa();
   const cpu::AttnKernels* k = cpu::kernels_for(isa);
   AFD_REQUIRE(k, "this CPU cannot run the ", cpu::isa_name(isa), " attention kernels");
-  core_ = std::make_unique<PagedAttention>(*cache_, *k, pool_->size(), opt.min_chunk);
+  core_ = std::make_unique<PagedAttention>(*cache_, *k, pool_->size(), opt.min_chunk, opt.items_per_worker);
 }
 
 CpuAttention::~CpuAttention() = default;

@@ -30,6 +30,7 @@ struct CpuAttnOptions {
   int64_t pool_bytes = int64_t{1} << 30;  // KV pool size in bytes when pool_blocks == 0
   int max_seqs = 256;            // sequence slots
   int min_chunk = 256;           // shortest KV range that gets a work item of its own (flash-decoding split)
+  int items_per_worker = PagedAttention::kItemsPerWorker;  // work items a call aims for per worker (KV split)
   int isa = -1;                  // attention kernel ISA (a cpu::Isa value) or -1 for cpu::best_isa()
   int onednn_bf16 = -1;          // 1: bf16 weights in oneDNN, 0: f32 weights, -1: bf16 iff oneDNN has bf16 matmul
   int kv_pairs = -1;             // GQA KV cache rows: 1 = KvRowLayout::kPairs (read by the kernels without

@@ -23,8 +23,10 @@ int round_up16(int x) { return (x + 15) / 16 * 16; }
 int v_width(const KvLayout& l) { return std::max(l.k_dim, l.v_dim); }
 }
 
-PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk)
-    : cache_(cache), kernels_(&kernels), min_chunk_(std::max(1, min_chunk)) {
+PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk,
+                               int items_per_worker)
+    : cache_(cache), kernels_(&kernels), min_chunk_(std::max(1, min_chunk)),
+      items_per_worker_(std::max(1, items_per_worker)) {
   const KvLayout& l = cache.layout();
   AFD_CHECK(l.block_size <= cpu::kMaxBlockRows && l.k_dim <= cpu::kMaxRowWidth);
   scratch_.resize(std::max(1, workers));
@@ -45,14 +47,14 @@ void PagedAttention::plan(const AttnCoreParams& p, int workers) {
   items_.clear();
   groups_.clear();
   // Work before splitting the KV range: one item per (seq, kv head, tile). Split each sequence's range into
-  // enough chunks that the call has about 4 items per worker, but no chunk shorter than min_chunk_.
+  // enough chunks that the call has about items_per_worker_ items per worker, but no chunk shorter than min_chunk_.
   int64_t base = 0;
   for (int s = 0; s < p.num_seqs; ++s) {
     const int rows = (p.token_start[s + 1] - p.token_start[s]) * G;
     base += static_cast<int64_t>(KV) * ((rows + kMaxRows - 1) / kMaxRows);
   }
-  const int64_t split = std::clamp<int64_t>((4 * static_cast<int64_t>(workers) + base - 1) / std::max<int64_t>(base, 1), 1,
-                                            kMaxChunks);
+  const int64_t want = static_cast<int64_t>(items_per_worker_) * workers;
+  const int64_t split = std::clamp<int64_t>((want + base - 1) / std::max<int64_t>(base, 1), 1, kMaxChunks);
   int64_t offset = 0;
   for (int s = 0; s < p.num_seqs; ++s) {
     const int n = p.token_start[s + 1] - p.token_start[s];

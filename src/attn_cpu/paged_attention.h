@@ -48,7 +48,11 @@ class PagedAttention {
   static constexpr int kSpan = cpu::kMaxBlockRows;
 
   // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
-  PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk);
+  // items_per_worker: how many work items a call aims for per worker when it splits KV ranges (more even out
+  // workers that run at different speeds; each costs a partial accumulator written and merged).
+  PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels& kernels, int workers, int min_chunk,
+                 int items_per_worker = kItemsPerWorker);
+  static constexpr int kItemsPerWorker = 4;
 
   void run(const AttnCoreParams& p, ThreadPool& pool);
   const cpu::AttnKernels& kernels() const { return *kernels_; }
@@ -94,6 +98,7 @@ class PagedAttention {
   const PagedKvCache& cache_;
   const cpu::AttnKernels* kernels_;
   int min_chunk_;
+  int items_per_worker_;
   std::vector<Scratch> scratch_;
   // Plan of the current call; vectors keep their capacity across calls (steady state allocates nothing).
   std::vector<Item> items_;

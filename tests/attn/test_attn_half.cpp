@@ -164,6 +164,13 @@ TEST_CASE("attention half with an fp8 KV cache stays near the reference", "[attn
   }
 }
 
+// A fine work split: up to 64 KV chunks per (sequence, tile) at min_chunk 16, so the merge combines many partials.
+TEST_CASE("attention half with many work items per worker matches the reference", "[attn][half]") {
+  attn::CpuAttnOptions o = small_blocks();
+  o.items_per_worker = 64;
+  for (const std::string f : {"dsv2lite_tiny", "qwen3moe_tiny", "mixtral_swa_tiny"}) run_fixture(f, o, "fine");
+}
+
 TEST_CASE("attention half with the scalar kernels matches the reference", "[attn][half]") {
   attn::CpuAttnOptions o = small_blocks();
   o.isa = static_cast<int>(cpu::Isa::kScalar);
