@@ -15,6 +15,6 @@ for r in $(seq 1 "$rounds"); do
   for v in $values; do
     LD_LIBRARY_PATH="$work/afd/lib:$LD_LIBRARY_PATH" "$work/afd/bin/afd-bench-attn-cpu" --iters 6 "$@" "$flag" "$v" \
       >"$out/${flag#--}-$v-$r.log" 2>&1
-    echo "== $flag $v round $r"; grep -E "decode|MLA|GQA" "$out/${flag#--}-$v-$r.log" | head -n 12
+    echo "== $flag $v round $r"; grep -E "ceiling  used|decode|MLA|GQA" "$out/${flag#--}-$v-$r.log"
   done
 done
