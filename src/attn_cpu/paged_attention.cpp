@@ -33,8 +33,7 @@ PagedAttention::PagedAttention(const PagedKvCache& cache, const cpu::AttnKernels
   for (Scratch& s : scratch_) {
     s.q.resize(static_cast<size_t>(kMaxRows) * l.k_dim);
     s.qt.resize(static_cast<size_t>(cpu::qt_pair_rows(l.k_dim)) * cpu::qt_cols(kMaxQPackedRows));
-    const size_t score_elems = std::max<size_t>(static_cast<size_t>(kMaxRows) * l.block_size,
-                                                static_cast<size_t>(kMaxQPackedRows) * kSpan);
+    const size_t score_elems = static_cast<size_t>(kMaxRows) * std::max(l.block_size, kSpan);
     s.s.resize(score_elems);
     s.p.resize(score_elems);
     if (l.row_layout == KvRowLayout::kRows) s.vp.resize(static_cast<size_t>(kSpan / 2) * round_up16(v_width(l)));
@@ -105,22 +104,20 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     l[r] = 0.0f;
   }
   std::fill_n(acc, static_cast<int64_t>(it.rows) * p.v_dim, 0.0f);
-  const bool pairs = lay.row_layout == KvRowLayout::kPairs;
-  const bool q_pairs = !pairs && it.rows <= kMaxQPackedRows;  // see kMaxQPackedRows; qt then serves every block
-  if (q_pairs) {
-    cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
+  if (lay.row_layout == KvRowLayout::kRows) {
+    // See kMaxQPackedRows: with few rows Q^T is packed once here and serves every block.
+    if (it.rows <= kMaxQPackedRows) cpu::pack_qt_pairs(sc.q.data(), p.qk_dim, it.rows, p.qk_dim, sc.qt.data());
     return run_spans(p, it, sc, lo, hi, m, l, acc);
   }
-  // kPairs: whole blocks from the block start; the positions before kv_begin in the first block are below every
-  // row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them. kRows: from kv_begin.
+  // kPairs, block by block: whole blocks from the block start; the positions before kv_begin in the first block
+  // are below every row's lo (kv_begin is a chunk start or the tile's lo), so the softmax masks them.
   const bool fp8 = lay.dtype != KvDtype::kBf16;
   const int eb = lay.elem_bytes();
-  for (int t0 = pairs ? it.kv_begin / bs * bs : it.kv_begin; t0 < it.kv_end;) {
+  for (int t0 = it.kv_begin / bs * bs; t0 < it.kv_end;) {
     const int block = table[t0 / bs], off = t0 % bs;
     const int nt = std::min(bs - off, it.kv_end - t0);
-    // This block's K and V sections as bf16: the cache's own (bf16), or (fp8) the elements the kernels read,
-    // converted into this worker's scratch at the same element offsets: whole sections for kPairs, rows
-    // [off, off + nt) for kRows.
+    // This block's K and V sections as bf16: the cache's own (bf16), or (fp8) the whole sections converted into
+    // this worker's scratch.
     const uint16_t* ksec = nullptr;
     const uint16_t* vsec = nullptr;
     if (!fp8) {
@@ -129,46 +126,29 @@ void PagedAttention::run_item(const AttnCoreParams& p, const Item& it, Scratch& 
     } else {
       uint16_t* kc = sc.kv.data();
       uint16_t* vc = kc + static_cast<int64_t>(bs) * lay.k_dim;
-      const int r0 = pairs ? 0 : off, nr = pairs ? bs : nt;
-      fp8_rows(p.layer, it.kv_head, block, r0, nr, kc + static_cast<int64_t>(r0) * lay.k_dim,
-               vc + static_cast<int64_t>(r0) * lay.v_dim);
+      fp8_rows(p.layer, it.kv_head, block, 0, bs, kc, vc);
       ksec = kc;
       vsec = vc;
     }
     // Decode is a stream over the cache: the next block is fetched while this one computes (the hardware
-    // prefetcher stops at each 4 KiB page, and a block is a few pages). kPairs: the kernels spread the prefetch of
-    // the next block's K / V section over their loops (a whole block issued at once stalls the core until its
-    // line-fill buffers drain); kRows: the K section, then (GQA) the V rows after it, handed to qk_qpacked as its
-    // hint (the AMX and AVX-512 kernels spread it) or, with more rows, all issued here. Hints are in the cache's
-    // bytes (fp8: half of bf16's).
+    // prefetcher stops at each 4 KiB page, and a block is a few pages). The kernels spread the prefetch of the
+    // next block's K / V section over their loops (a whole block issued at once stalls the core until its
+    // line-fill buffers drain). Hints are in the cache's bytes (fp8: half of bf16's).
     const int tn = t0 + nt, nn = std::min(bs, it.kv_end - tn);  // the next block: positions [tn, tn + nn)
     const int32_t next = tn < it.kv_end ? table[tn / bs] : -1;
-    if (pairs) {
-      cpu::QkPackedParams qp{sc.q.data(), ksec, sc.s.data(), p.qk_dim, bs, bs, it.rows, nt, p.qk_dim};
-      if (next >= 0) {
-        qp.prefetch = cache_.k_bytes(next, p.layer, it.kv_head);
-        qp.prefetch_bytes = static_cast<int64_t>(bs) * lay.k_dim * eb;
-      }
-      kernels_->qk_kpacked(qp);
-    } else {
-      const uint16_t* k = ksec + static_cast<int64_t>(off) * lay.k_dim;
-      const NextRows ahead = next_rows(p, it, table, tn);
-      prefetch_bytes(ahead.bytes, ahead.count);
-      kernels_->qk({sc.q.data(), k, sc.s.data(), p.qk_dim, lay.k_dim, bs, it.rows, nt, p.qk_dim});
+    cpu::QkPackedParams qp{sc.q.data(), ksec, sc.s.data(), p.qk_dim, bs, bs, it.rows, nt, p.qk_dim};
+    if (next >= 0) {
+      qp.prefetch = cache_.k_bytes(next, p.layer, it.kv_head);
+      qp.prefetch_bytes = static_cast<int64_t>(bs) * lay.k_dim * eb;
     }
+    kernels_->qk_kpacked(qp);
     softmax_step(p, sc, it.rows, t0, nt, bs, lo, hi, m, l, acc);
-    if (pairs) {
-      cpu::PvPackedParams vq{sc.p.data(), vsec, acc, bs, lay.v_dim, p.v_dim, it.rows, nt, p.v_dim};
-      if (next >= 0) {
-        vq.prefetch = cache_.v_bytes(next, p.layer, it.kv_head);
-        vq.prefetch_bytes = static_cast<int64_t>(nn + 1) / 2 * 2 * lay.v_dim * eb;  // the pair rows of nn positions
-      }
-      kernels_->pv_vpacked(vq);
-    } else {
-      const uint16_t* k = ksec + static_cast<int64_t>(off) * lay.k_dim;
-      const uint16_t* v = p.v_in_k ? k : vsec + static_cast<int64_t>(off) * lay.v_dim;
-      kernels_->pv({sc.p.data(), v, acc, bs, p.v_in_k ? lay.k_dim : lay.v_dim, p.v_dim, it.rows, nt, p.v_dim});
+    cpu::PvPackedParams vq{sc.p.data(), vsec, acc, bs, lay.v_dim, p.v_dim, it.rows, nt, p.v_dim};
+    if (next >= 0) {
+      vq.prefetch = cache_.v_bytes(next, p.layer, it.kv_head);
+      vq.prefetch_bytes = static_cast<int64_t>(nn + 1) / 2 * 2 * lay.v_dim * eb;  // the pair rows of nn positions
     }
+    kernels_->pv_vpacked(vq);
     t0 += nt;
   }
 }
@@ -237,10 +217,18 @@ void PagedAttention::run_spans(const AttnCoreParams& p, const Item& it, Scratch&
         v = vc;
       }
       if (p.v_in_k) v = k;
-      // The next block's rows are fetched while this piece computes (see the block loop above).
+      // Decode is a stream over the cache: the next block's rows (the K section, then a GQA V section's rows) are
+      // fetched while this piece computes (the hardware prefetcher stops at each 4 KiB page, and a block is a few
+      // pages), handed to qk_qpacked as its hint (the AMX and AVX-512 kernels spread it) or, with more rows, all
+      // issued here.
       const NextRows ahead = next_rows(p, it, table, pos + nt);
-      kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data() + span, p.qk_dim, qt_stride, lay.k_dim, kSpan,
-                            it.rows, nt, p.qk_dim, ahead.bytes, ahead.count});
+      if (it.rows <= kMaxQPackedRows) {
+        kernels_->qk_qpacked({sc.q.data(), sc.qt.data(), k, sc.s.data() + span, p.qk_dim, qt_stride, lay.k_dim,
+                              kSpan, it.rows, nt, p.qk_dim, ahead.bytes, ahead.count});
+      } else {
+        prefetch_bytes(ahead.bytes, ahead.count);
+        kernels_->qk({sc.q.data(), k, sc.s.data() + span, p.qk_dim, lay.k_dim, kSpan, it.rows, nt, p.qk_dim});
+      }
       kernels_->pack_v(v, p.v_in_k ? lay.k_dim : lay.v_dim, nt, p.v_dim, sc.vp.data() + static_cast<int64_t>(span / 2) * c16,
                        c16);
       span += nt;

@@ -1,6 +1,6 @@
 // The attention core over the paged cache, flash-decoding style. A call is planned into work items
-// (sequence, kv head, tile of query rows, KV chunk); each item runs block by block (tiles of <= kMaxQPackedRows rows
-// over the rows layout: span by span of several blocks) with an online softmax (running max m, sum l, unnormalised
+// (sequence, kv head, tile of query rows, KV chunk); each item runs block by block (the paired layout) or span by
+// span of several blocks (the rows layout) with an online softmax (running max m, sum l, unnormalised
 // accumulator) into its slot of the partial buffer, and a second pass merges
 // the chunks of each (sequence, kv head, tile): O = sum_j acc_j e^(m_j - M) / sum_j l_j e^(m_j - M).
 // Splitting the KV range is what lets one long sequence use every worker.
@@ -41,10 +41,11 @@ class PagedAttention {
   // Q^T into pairs once and run qk_qpacked per block: the AMX kernel then reads K rows straight from the cache
   // instead of packing K^T per block for one 16-row tile. More rows amortise that packing (qk), as in V3 decode.
   static constexpr int kMaxQPackedRows = 16;
-  // Those items run in spans of up to this many positions (several cache blocks): qk_qpacked per block into one
-  // score row, then one softmax step, one accumulator rescale and one pv_vpacked over the span's value rows packed
-  // into pairs, so the per-step costs (accumulator tiles loaded and stored, softmax and rescale passes) are paid
-  // once per span instead of once per block.
+  // kRows items run in spans of up to this many positions (several cache blocks): qk_qpacked (or, with more
+  // rows, qk) per block into the span's score columns, then one softmax step, one accumulator rescale and one
+  // pv_vpacked over the span's value rows packed into pairs, so the per-step costs (accumulator tiles loaded and
+  // stored, softmax and rescale passes) are paid once per span instead of once per block. With 128 rows (V3
+  // decode) the accumulators are 256 KB, so this matters most there (bench/RESULTS.md).
   static constexpr int kSpan = cpu::kMaxBlockRows;
 
   // min_chunk: the shortest KV range worth a work item of its own (rounded up to whole blocks).
@@ -69,7 +70,7 @@ class PagedAttention {
   struct Scratch {                 // per worker, sized at construction
     std::vector<uint16_t> q;       // [kMaxRows][qk_dim]
     std::vector<uint32_t> qt;      // Q^T pairs of a tile of <= kMaxQPackedRows rows (cpu::pack_qt_pairs)
-    std::vector<float> s;          // [kMaxRows][block_size], or [kMaxQPackedRows][kSpan] in spans
+    std::vector<float> s;          // [kMaxRows][block_size] by blocks, [kMaxRows][kSpan] in spans
     std::vector<uint16_t> p;       // the same shape, bf16 probabilities
     std::vector<uint32_t> vp;      // kRows: a span's value rows in pairs, [kSpan / 2][round_up(v width, 16)]
     std::vector<uint16_t> kv;      // fp8 caches: a block's (or span's, [kSpan] rows) K and V sections as bf16
@@ -90,7 +91,7 @@ class PagedAttention {
   // accumulators rescaled; sc.p gets the bf16 probabilities.
   void softmax_step(const AttnCoreParams& p, Scratch& sc, int rows, int t0, int nt, int stride, const int* lo,
                     const int* hi, float* m, float* l, float* acc) const;
-  // run_item's loop for kRows items of <= kMaxQPackedRows rows (Q^T already packed into sc.qt).
+  // run_item's loop for kRows items (with <= kMaxQPackedRows rows, Q^T already packed into sc.qt).
   void run_spans(const AttnCoreParams& p, const Item& it, Scratch& sc, const int* lo, const int* hi, float* m,
                  float* l, float* acc);
   void merge(const AttnCoreParams& p, const Group& g);
