@@ -101,15 +101,7 @@ inline __m256 visible(int t0, int lo, int hi) {
 void softmax_f32_avx2(const SoftmaxParams& p) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const __m256 scale = _mm256_set1_ps(p.scale), neg_inf = _mm256_set1_ps(kNegInf);
-  for (int i = 0; i < p.nq; ++i) {
-    float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
-    uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    int lo, hi;
-    softmax_row_range(p, i, lo, hi);
-    if (lo >= hi) {
-      softmax_row_skip(p, i);
-      continue;
-    }
+  for_each_visible_row(p, [&](int i, int lo, int hi, float* s, uint16_t* pr) {
     // Pass 1: scale in place (invisible lanes -inf) and take the block max. Lanes past nt are never loaded.
     __m256 vmax = neg_inf;
     int t = 0;
@@ -143,7 +135,7 @@ void softmax_f32_avx2(const SoftmaxParams& p) {
       sum += bf16_to_f32(e);
     }
     softmax_row_end(p, i, m_new, sum);
-  }
+  });
 }
 
 // 16 columns of a pair row per step: unpacklo / unpackhi interleave rows 2j and 2j + 1 within 128-bit lanes

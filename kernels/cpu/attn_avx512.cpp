@@ -355,15 +355,7 @@ inline __mmask16 visible16(int t0, int lo, int hi, int nt) {
 void softmax_f32_avx512(const SoftmaxParams& p) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const __m512 scale = _mm512_set1_ps(p.scale), neg_inf = _mm512_set1_ps(kNegInf);
-  for (int i = 0; i < p.nq; ++i) {
-    const float* s = p.s + static_cast<int64_t>(i) * p.s_stride;
-    uint16_t* pr = p.p + static_cast<int64_t>(i) * p.p_stride;
-    int lo, hi;
-    softmax_row_range(p, i, lo, hi);
-    if (lo >= hi) {
-      softmax_row_skip(p, i);
-      continue;
-    }
+  for_each_visible_row(p, [&](int i, int lo, int hi, const float* s, uint16_t* pr) {
     __m512 vmax = neg_inf;
     for (int t = lo / 16 * 16; t < hi; t += 16) {
       const __mmask16 v = visible16(t, lo, hi, p.nt);
@@ -382,7 +374,7 @@ void softmax_f32_avx512(const SoftmaxParams& p) {
       vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));
     }
     softmax_row_end(p, i, m_new, _mm512_reduce_add_ps(vsum));
-  }
+  });
 }
 
 void qk_bf16_avx512(const QkParams& p) {

@@ -27,6 +27,21 @@ inline void softmax_row_skip(const SoftmaxParams& p, int i) {
   std::fill_n(p.p + static_cast<int64_t>(i) * p.p_stride, p.nt, uint16_t{0});
 }
 
+// The row loop of the vector softmaxes: row(i, lo, hi, s, p) for every row with visible positions [lo, hi) in this
+// block, s and p its score and probability rows; the other rows are skipped (softmax_row_skip).
+template <class Row>
+inline void for_each_visible_row(const SoftmaxParams& p, Row&& row) {
+  for (int i = 0; i < p.nq; ++i) {
+    int lo, hi;
+    softmax_row_range(p, i, lo, hi);
+    if (lo >= hi) {
+      softmax_row_skip(p, i);
+      continue;
+    }
+    row(i, lo, hi, p.s + static_cast<int64_t>(i) * p.s_stride, p.p + static_cast<int64_t>(i) * p.p_stride);
+  }
+}
+
 // Row i's new running max given this block's (scaled) max; sets alpha[i]. Returns m_new.
 inline float softmax_row_max(const SoftmaxParams& p, int i, float block_max) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
