@@ -9,6 +9,7 @@
 
 #include "attn_cpu/kv_cache.h"
 #include "bench/svg_plot.h"
+#include "cpu/dnnl_linear.h"
 #include "model/memory_plan.h"
 #include "util/error.h"
 
@@ -87,13 +88,17 @@ void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, 
   PlanInputs in;
   in.batch = tokens;
   in.context = context;
+  in.attn_weight_elem_bytes = cpu::dnnl_bf16_by_default() ? 2 : 4;  // as the attention side keeps them
   const MemoryPlan plan = plan_memory(cfg, in);
   // Both sides on the CPU share its bandwidth and cores, so their times add; with the FFN on the GPU the slower
   // side (or the link) bounds the step.
-  // Attention FLOPs run in the project's kernels (and oneDNN projections): their ceiling is the CPU's peak, which
-  // those kernels can approach more closely than a oneDNN GEMM (on an AMX host they ran 1.3x oneDNN's rate).
+  // The attention core runs in the project's kernels: its ceiling is the CPU's peak, which those kernels can
+  // approach more closely than a oneDNN GEMM (on an AMX host they ran 1.3x oneDNN's rate). The projections run in
+  // oneDNN (its GEMM rate), after the core on the same cores; every step reads the attention weights once besides
+  // the KV.
   const double attn_rate = std::max(c.cpu_gemm_flops, c.cpu_peak_flops);
-  const double t_kv = plan.step_kv_bytes / c.host_read_bw, t_attn = plan.step_attn_flops / attn_rate;
+  const double t_kv = (plan.step_kv_bytes + plan.step_attn_weight_bytes) / c.host_read_bw;
+  const double t_attn = plan.step_attn_flops / attn_rate + plan.step_proj_flops / c.cpu_gemm_flops;
   const double t_attn_side = std::max(t_kv, t_attn);
   double t_ffn_side, t_xfer = 0;
   const bool gpu = ffn_gpu && c.has_gpu;
@@ -106,7 +111,7 @@ void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, 
   const double bound = gpu ? std::max({t_attn_side, t_ffn_side, t_xfer}) : t_attn_side + t_ffn_side;
   r.bound_ms = bound * 1e3;
   r.pct_of_bound = r.decode_tok_s > 0 && bound > 0 ? 100.0 * (r.decode_tok_s * bound / tokens) : 0;
-  r.bound_by = gpu ? (bound == t_xfer ? "PCIe" : bound == t_ffn_side ? "GPU experts" : t_kv >= t_attn ? "host KV" : "CPU attention")
+  r.bound_by = gpu ? (bound == t_xfer ? "PCIe" : bound == t_ffn_side ? "GPU experts" : t_kv >= t_attn ? "host reads" : "CPU attention")
                    : "CPU (attention + FFN)";
 }
 

@@ -70,17 +70,22 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanInputs& in) {
       c.is_mla() ? 2.0 * H * (2.0 * c.kv_lora_rank + c.qk_rope_dim)      // scores over c and k_pe, output over c
                  : 2.0 * H * (c.qk_head_dim() + c.v_dim());
   p.step_attn_flops = B * C * attn_flops_per_pos * L;
+  p.step_attn_weight_bytes = static_cast<double>(p.attn_bytes) / 2 * in.attn_weight_elem_bytes;  // attn_bytes: bf16
+  p.step_proj_flops = B * static_cast<double>(p.attn_bytes);  // 2 FLOPs per weight (attn_bytes / 2 of them)
   const double E = c.n_routed_experts, k = c.top_k;
   const double touched = E > 0 ? E * (1.0 - std::pow(1.0 - 1.0 / E, B * k)) : 0;
-  p.step_expert_bytes = moe_layers * touched * static_cast<double>(expert) + static_cast<double>(p.ffn_other_bytes);
-  p.step_expert_flops = B * 2.0 * (3.0 * c.moe_intermediate_size * h) * (k + c.n_shared_experts) * moe_layers;
+  p.step_expert_bytes = moe_layers * touched * static_cast<double>(expert) +
+                        static_cast<double>(p.ffn_other_bytes + p.head_bytes);
+  p.step_expert_flops = B * 2.0 * (3.0 * c.moe_intermediate_size * h) * (k + c.n_shared_experts) * moe_layers +
+                        B * 2.0 * h * c.vocab_size;
   p.step_xfer_bytes = 2.0 * B * h * 2 * L;  // the hidden state each way per layer, bf16
-  const double t_kv = p.step_kv_bytes / in.host_read_bw, t_attn = p.step_attn_flops / in.cpu_bf16_flops;
+  const double t_kv = (p.step_kv_bytes + p.step_attn_weight_bytes) / in.host_read_bw;
+  const double t_attn = (p.step_attn_flops + p.step_proj_flops) / in.cpu_bf16_flops;
   const double t_exp = std::max(p.step_expert_bytes / in.gpus / in.hbm_bw, p.step_expert_flops / in.gpus / in.gpu_bf16_flops);
   const double t_x = p.step_xfer_bytes / in.pcie_bw;
   p.bound_s = std::max({t_kv, t_attn, t_exp, t_x});
-  p.bound_by = p.bound_s == t_kv ? "host KV bandwidth" : p.bound_s == t_attn ? "CPU attention FLOPs"
-               : p.bound_s == t_exp ? "GPU expert weights" : "PCIe transfers";
+  p.bound_by = p.bound_s == t_kv ? "host reads (KV + attention weights)" : p.bound_s == t_attn ? "CPU attention FLOPs"
+               : p.bound_s == t_exp ? "GPU weights" : "PCIe transfers";
   return p;
 }
 
@@ -93,8 +98,8 @@ std::string describe(const MemoryPlan& p, const ModelConfig& c) {
       "  host:  embeddings %s + attention weights %s + KV pool %s (%s, %lld bytes/token -> %lld tokens, e.g. %lld "
       "sequences of %d)\n"
       "  GPUs:  routed experts %s (split %d ways) + routers/shared/dense %s + head %s = %s on the fullest GPU\n"
-      "  decode step at batch %d, context %d: KV %.2f GB, attention %.2f TFLOP, expert weights touched %.2f GB, "
-      "transfers %.1f MB\n"
+      "  decode step at batch %d, context %d: host reads KV %.2f GB + attention weights %.2f GB, CPU %.2f TFLOP "
+      "(attention %.2f + projections %.2f), GPU weights read %.2f GB, transfers %.1f MB\n"
       "  bound (ceilings: host %.0f GB/s, CPU %.1f TFLOP/s, HBM %.0f GB/s, GPU %.0f TFLOP/s, PCIe %.0f GB/s): "
       "%.2f ms/step = %.0f tok/s, set by %s\n",
       c.model_type.c_str(), in.layers, c.num_layers, in.fp8_experts ? "fp8" : "bf16", in.gpus, gib(p.embed_bytes).c_str(),
@@ -103,7 +108,8 @@ std::string describe(const MemoryPlan& p, const ModelConfig& c) {
       static_cast<long long>(p.kv_capacity_tokens),
       static_cast<long long>(in.context > 0 ? p.kv_capacity_tokens / in.context : 0), in.context,
       gib(p.routed_bytes).c_str(), in.gpus, gib(p.ffn_other_bytes).c_str(), gib(p.head_bytes).c_str(),
-      gib(p.per_gpu_bytes).c_str(), in.batch, in.context, p.step_kv_bytes / 1e9, p.step_attn_flops / 1e12,
+      gib(p.per_gpu_bytes).c_str(), in.batch, in.context, p.step_kv_bytes / 1e9, p.step_attn_weight_bytes / 1e9,
+      (p.step_attn_flops + p.step_proj_flops) / 1e12, p.step_attn_flops / 1e12, p.step_proj_flops / 1e12,
       p.step_expert_bytes / 1e9, p.step_xfer_bytes / 1e6, in.host_read_bw / 1e9, in.cpu_bf16_flops / 1e12,
       in.hbm_bw / 1e9, in.gpu_bf16_flops / 1e12, in.pcie_bw / 1e9, p.bound_s * 1e3,
       p.bound_s > 0 ? in.batch / p.bound_s : 0.0, p.bound_by.c_str());

@@ -17,6 +17,7 @@ struct PlanInputs {
   int64_t kv_pool_bytes = 0;       // host KV pool
   int kv_elem_bytes = 2;           // KV cache element: 2 (bf16) or 1 (fp8 e4m3)
   int batch = 64, context = 4096;  // the decode step the bound is computed for
+  int attn_weight_elem_bytes = 2;  // host attention weights as the attention side keeps them: 2 (bf16) or 4 (f32)
   // Ceilings (bytes/s, FLOP/s); the defaults are the GPU host's measured medians (MACHINES.md), not this machine's.
   double host_read_bw = 85e9, hbm_bw = 3.0e12, cpu_bf16_flops = 5e12, gpu_bf16_flops = 790e12, pcie_bw = 55e9;
 };
@@ -31,8 +32,12 @@ struct MemoryPlan {
   int64_t per_gpu_bytes = 0;         // the largest GPU's share
   int64_t kv_bytes_per_token = 0;    // all layers
   int64_t kv_capacity_tokens = 0;    // in the pool
-  // One decode step at (batch, context): bytes and FLOPs of each side, and the bound they imply.
-  double step_kv_bytes = 0, step_attn_flops = 0, step_expert_bytes = 0, step_expert_flops = 0, step_xfer_bytes = 0;
+  // One decode step at (batch, context): bytes and FLOPs of each side, and the bound they imply. The host reads
+  // every sequence's KV and (once per step, whatever the batch) every layer's attention weights; the CPU computes
+  // the attention core (step_attn_flops) and the projections (step_proj_flops); the GPUs read the touched experts,
+  // routers, shared experts, dense MLPs and the LM head.
+  double step_kv_bytes = 0, step_attn_weight_bytes = 0, step_attn_flops = 0, step_proj_flops = 0;
+  double step_expert_bytes = 0, step_expert_flops = 0, step_xfer_bytes = 0;
   double bound_s = 0;
   std::string bound_by;
 };

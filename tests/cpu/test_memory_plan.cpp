@@ -36,3 +36,31 @@ TEST_CASE("memory plan of DeepSeek-V3 671B and V2-Lite matches hand-computed siz
   // attention per layer: q_proj 3072x2048, kv_a 576x2048, kv_b 4096x512, o_proj 2048x2048, bf16
   CHECK(q.attn_bytes == int64_t{27} * 2 * (3072 * 2048 + 576 * 2048 + 4096 * 512 + 2048 * 2048));
 }
+
+TEST_CASE("the decode-step bound counts the attention weights the host reads and the projections it computes", "[plan]") {
+  const ModelConfig v3 = synthetic_config({"deepseek-v3", 0, 1});
+  PlanInputs in;
+  in.gpus = 8;
+  in.fp8_experts = true;
+  in.batch = 1;
+  in.context = 4096;
+  const MemoryPlan p = plan_memory(v3, in);
+  CHECK(p.step_attn_weight_bytes == static_cast<double>(p.attn_bytes));  // bf16, read once per step
+  CHECK(p.step_proj_flops == static_cast<double>(p.attn_bytes));         // 2 FLOPs per bf16 weight, one token
+  CHECK(p.step_kv_bytes == 4096.0 * p.kv_bytes_per_token);
+  // One sequence: the 22.8 GB of attention weights, not its 0.29 GB of KV or the GPUs, set the step.
+  CHECK(p.bound_by == "host reads (KV + attention weights)");
+  CHECK(p.bound_s == Approx((p.step_kv_bytes + p.step_attn_weight_bytes) / in.host_read_bw));
+  // The head is read every step on the GPU side.
+  CHECK(p.step_expert_bytes > static_cast<double>(p.ffn_other_bytes + p.head_bytes));
+
+  PlanInputs wide = in;
+  wide.attn_weight_elem_bytes = 4;  // weights widened to f32 where oneDNN has no bf16 matmul
+  CHECK(plan_memory(v3, wide).step_attn_weight_bytes == 2.0 * p.attn_bytes);
+
+  PlanInputs big = in;
+  big.batch = 256;
+  const MemoryPlan q = plan_memory(v3, big);
+  CHECK(q.step_proj_flops == 256.0 * q.attn_bytes);
+  CHECK(q.bound_s == Approx((q.step_attn_flops + q.step_proj_flops) / big.cpu_bf16_flops));
+}
