@@ -37,6 +37,11 @@ void apply_key(PointSpec& p, const std::string& key, const std::string& v) {
   else if (key == "clients") p.clients = std::stoi(v);
 }
 
+// New tokens each benchmark request may generate: the warm-up and measured steps, plus slack for the steps in
+// which the batch's first sequences already decode while the last ones are still being filled (the rest is
+// cancelled after the measurement).
+static int decode_tokens(const PointSpec& spec) { return spec.warmup + spec.steps + 16; }
+
 app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec) {
   PlanInputs in;
   in.batch = spec.batch;
@@ -47,7 +52,7 @@ app::RuntimeOptions point_runtime(const ModelConfig& cfg, const PointSpec& spec)
   ro.max_batch = spec.batch;
   ro.max_step_tokens = std::max(512, spec.batch);
   ro.kv_block = 64;
-  const int64_t per_seq = ((spec.context + spec.warmup + spec.steps + 2 + 63) / 64) * 64;
+  const int64_t per_seq = ((spec.context + decode_tokens(spec) + 63) / 64) * 64;
   ro.kv_pool_mb = (spec.batch * per_seq * plan.kv_bytes_per_token >> 20) + 2;
   ro.show_progress = false;
   ro.trace = true;
@@ -117,9 +122,8 @@ void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, 
 
 PointResult run_point(const app::Backends& backends, const PointSpec& spec, const Ceilings& c) {
   const ModelConfig& cfg = backends.attn->config();
-  AFD_REQUIRE(spec.context + spec.warmup + spec.steps + 2 <= cfg.max_position_embeddings, "context ", spec.context,
-              " + ", spec.warmup + spec.steps + 2, " decode steps exceed the model's ", cfg.max_position_embeddings,
-              " positions");
+  AFD_REQUIRE(spec.context + decode_tokens(spec) <= cfg.max_position_embeddings, "context ", spec.context, " + ",
+              decode_tokens(spec), " decode steps exceed the model's ", cfg.max_position_embeddings, " positions");
   PlanInputs in;
   in.batch = spec.batch;
   in.context = spec.context;
@@ -142,7 +146,7 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
   for (int b = 0; b < spec.batch; ++b) {
     engine::GenRequest req;
     for (int t = 0; t < spec.context; ++t) req.prompt.push_back(static_cast<int32_t>(rng() % cfg.vocab_size));
-    req.max_new_tokens = spec.warmup + spec.steps + 2;
+    req.max_new_tokens = decode_tokens(spec);
     req.ignore_eos = true;
     req.synthetic_context = synthetic;
     ids.push_back(eng->submit(req, [&](int64_t id, int32_t t, engine::FinishReason) {
@@ -177,12 +181,17 @@ PointResult run_point(const app::Backends& backends, const PointSpec& spec, cons
   for (int i = 0; i < spec.steps; ++i) {
     eng->step();
     const engine::StepStats& st = eng->last_step();
+    // tok/s below is batch / step time: every measured step must advance every sequence by one token.
+    AFD_REQUIRE(st.tokens == spec.batch && st.sequences == spec.batch, "measured step ", i + 1, " of the point (batch ",
+                spec.batch, ", M ", spec.ro.micro_batches, ") decoded ", st.tokens, " tokens of ", st.sequences,
+                " sequences instead of one token of each of the ", spec.batch, ": the batch was not decoding together");
     step_s.push_back(st.step_s);
     attn += st.attn_s;
     ffn += st.ffn_s;
     xfer += st.xfer_s;
     overlap += st.overlap();
   }
+  for (int64_t id : ids) eng->cancel(id);  // the slack tokens are not needed
   eng->run_until_idle();
   const auto& traced = eng->traced_steps();
   r.trace.assign(traced.begin() + static_cast<long>(first_measured),

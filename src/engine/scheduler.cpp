@@ -118,13 +118,17 @@ std::vector<StepItem> Scheduler::plan(int lane, std::vector<std::unique_ptr<Sequ
   retire(finished);
   admit(finished);
   // Decode tokens first (one each, never starved), then prefill chunks in admission order fill the lane's budget.
+  // Prefill never starves either: a lane holding more decoding sequences than its budget (lanes are balanced by
+  // cost, not count) still gives its prefills a quarter of its budget, within max_step_tokens (the per-call
+  // capacity; decodes < max_batch <= max_step_tokens while any sequence prefills, so there is room for one token).
   std::vector<StepItem> items;
-  int budget = lane_budget();
+  int budget = lane_budget(), decodes = 0;
   for (auto& s : running_)
     if (s->lane == lane && !s->in_flight && s->finish == FinishReason::kNone && !s->prefilling()) {
       items.push_back({s.get(), 1, true});
-      --budget;
+      ++decodes;
     }
+  budget = std::max(budget - decodes, std::min(opt_.max_step_tokens - decodes, std::max(1, lane_budget() / 4)));
   for (auto& s : running_) {
     if (s->lane != lane || s->in_flight || s->finish != FinishReason::kNone || !s->prefilling() || budget <= 0)
       continue;

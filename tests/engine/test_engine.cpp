@@ -108,3 +108,31 @@ TEST_CASE("engine totals count every step and token of a batch", "[engine]") {
   CHECK(e->totals().ffn_s > 0);
   CHECK(e->totals().gpu_busy_s.empty());  // the CPU FFN reports no GPUs
 }
+
+// A lane can hold more decoding sequences than its share of max_step_tokens (lanes are balanced by cost, not count):
+// 64 requests over 3 lanes of 21 tokens each put 22 in one lane. Its prefills must still progress, so every request
+// has its first token long before any request has all of its own (with prefills starved behind decodes, the 22nd
+// request would start only after a lane-mate finished).
+TEST_CASE("prefill chunks are not starved by a lane full of decodes", "[engine]") {
+  const std::string dir = test::fixture_model("pystdlib-moe");
+  auto e = test::make_cpu_engine(dir, /*micro_batches=*/3, /*max_batch=*/64, /*pool_blocks=*/256);
+  std::map<int64_t, int> first_step, done_step;
+  int step = 0;
+  for (int i = 0; i < 64; ++i) {
+    engine::GenRequest r = test::greedy({0, 200 + i, 300 + i}, 24);
+    e->submit(r, [&](int64_t id, int32_t t, engine::FinishReason f) {
+      if (t >= 0 && !first_step.count(id)) first_step[id] = step;
+      if (f != engine::FinishReason::kNone) done_step[id] = step;
+    });
+  }
+  while (e->step()) ++step;
+  REQUIRE(first_step.size() == 64);
+  REQUIRE(done_step.size() == 64);
+  int last_first = 0, first_done = 1 << 30;
+  for (const auto& [id, s] : first_step) last_first = std::max(last_first, s);
+  for (const auto& [id, s] : done_step) first_done = std::min(first_done, s);
+  INFO("last first token at step " << last_first << ", first request done at step " << first_done);
+  CHECK(last_first < first_done);
+  CHECK(last_first <= 6);
+  CHECK(e->attn().kv().free_blocks() == e->attn().kv().total_blocks());
+}
