@@ -98,10 +98,10 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
       stack_rows(c.q_lora_rank > 0 ? A.q_a : A.q_proj, "q", rows);
       stack_rows(A.kv_a, "kv_a_proj_with_mqa", rows);
       const int n1 = static_cast<int>(rows.size() / h);
-      L->in_proj = std::make_unique<Matmul>(eng_, 1, h, n1, transpose(rows.data(), n1, h).data(), bf16_);
+      L->in_proj = std::make_unique<Matmul>(eng_, mm_cache_, 1, h, n1, transpose(rows.data(), n1, h).data(), bf16_);
       if (c.q_lora_rank > 0) {
         AFD_REQUIRE(A.q_b.b.empty(), "q_b_proj has a bias; unsupported");
-        L->q_b = std::make_unique<Matmul>(eng_, 1, c.q_lora_rank, A.q_b.out,
+        L->q_b = std::make_unique<Matmul>(eng_, mm_cache_, 1, c.q_lora_rank, A.q_b.out,
                                           transpose(A.q_b.w.data(), A.q_b.out, c.q_lora_rank).data(), bf16_);
         L->q_a_norm = A.q_a_norm;
       }
@@ -114,19 +114,19 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
         const auto t = transpose(base + static_cast<size_t>(nope) * lora, vd, lora);                             // [lora][vd]
         std::copy(t.begin(), t.end(), uv.data() + static_cast<size_t>(hh) * lora * vd);
       }
-      L->uk = std::make_unique<Matmul>(eng_, H, nope, lora, uk.data(), bf16_);
-      L->uv = std::make_unique<Matmul>(eng_, H, lora, vd, uv.data(), bf16_);
+      L->uk = std::make_unique<Matmul>(eng_, mm_cache_, H, nope, lora, uk.data(), bf16_);
+      L->uv = std::make_unique<Matmul>(eng_, mm_cache_, H, lora, vd, uv.data(), bf16_);
     } else {
       stack_rows(A.q_proj, "q_proj", rows);
       stack_rows(A.k_proj, "k_proj", rows);
       stack_rows(A.v_proj, "v_proj", rows);
       const int n1 = static_cast<int>(rows.size() / h);
-      L->in_proj = std::make_unique<Matmul>(eng_, 1, h, n1, transpose(rows.data(), n1, h).data(), bf16_);
+      L->in_proj = std::make_unique<Matmul>(eng_, mm_cache_, 1, h, n1, transpose(rows.data(), n1, h).data(), bf16_);
       L->q_norm = A.q_norm;
       L->k_norm = A.k_norm;
     }
     AFD_REQUIRE(A.o_proj.b.empty(), "o_proj has a bias; unsupported");
-    L->o_proj = std::make_unique<Matmul>(eng_, 1, A.o_proj.in, h, transpose(A.o_proj.w.data(), h, A.o_proj.in).data(), bf16_);
+    L->o_proj = std::make_unique<Matmul>(eng_, mm_cache_, 1, A.o_proj.in, h, transpose(A.o_proj.w.data(), h, A.o_proj.in).data(), bf16_);
     layers_.push_back(std::move(L));
   }
 

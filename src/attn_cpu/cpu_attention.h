@@ -71,6 +71,7 @@ class CpuAttention : public AttnBackend {
   RopeTable rope_;
   dnnl::engine eng_;
   dnnl::stream stream_;
+  MatmulCache mm_cache_;  // before layers_: outlives their Matmuls
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<PagedKvCache> cache_;
   std::unique_ptr<ThreadPool> pool_;

@@ -1,12 +1,17 @@
 // One projection through oneDNN matmul: y[b][m][n] (f32) = sum_k x[b][m][k] * W[b][k][n], for batch b in
 // [0, batch) (1 for the dense projections, num_heads for MLA's W_UK / W_UV absorption), m chosen per call.
-// Weights are repacked once here: kept bf16 (and reordered to the primitive's preferred layout) when oneDNN can
-// run bf16 matmul on this CPU (AVX-512 BF16 / AMX), widened to f32 otherwise (oneDNN 2.6 has no bf16 matmul on
-// AVX2; MACHINES.md). Activations arrive bf16; on the f32 path they are widened into scratch first.
+// Weights are repacked once here: kept bf16 when oneDNN can run bf16 matmul on this CPU (AVX-512 BF16 / AMX),
+// widened to f32 otherwise (oneDNN 2.6 has no bf16 matmul on AVX2; MACHINES.md), and reordered into the blocked
+// layout a fixed-M primitive asks for; each row count m then runs its own fixed-M primitive, created on first use
+// and shared by every Matmul of the same shape (1.1-2.4x faster than one run-time-M primitive at 2-256 rows on
+// AVX-512, the same at 1; bench/RESULTS.md). Where oneDNN would run some m with that layout only on its reference
+// kernel, one run-time-M primitive over its own layout serves every m instead (or, failing that, plain weights and
+// a primitive per m). Activations arrive bf16; on the f32 path they are widened into scratch first.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,15 +19,27 @@
 
 namespace afd::attn {
 
-// Whether oneDNN on this CPU has a bf16 matmul (probed once by creating a small primitive).
-bool onednn_has_bf16_matmul(const dnnl::engine& eng);
-// dnnl::get_effective_cpu_isa() as text, e.g. "avx2", "avx512_core_amx".
-std::string onednn_isa_name();
+// The fixed-M primitives of the Matmuls on one engine (a CpuAttention's), one per (shape, dtype, m), created on first
+// use and shared by every layer of that shape; and, per shape, whether the blocked layout passed its probe.
+// Thread-safe. Must outlive its Matmuls.
+class MatmulCache {
+ private:
+  friend class Matmul;
+  struct Key {
+    int batch, k, n, m;
+    bool bf16;
+    bool operator<(const Key& o) const;
+  };
+  std::mutex mu_;
+  std::map<Key, dnnl::matmul> prims_;
+  std::map<Key, bool> layout_ok_;  // m = 0
+};
 
 class Matmul {
  public:
-  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul).
-  Matmul(const dnnl::engine& eng, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16);
+  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul, cpu/dnnl_linear.h). `cache` holds the
+  // fixed-M primitives (same engine as `eng`).
+  Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16);
 
   // x: [batch][m][k] bf16 bits; y: [batch][m][n] f32.
   void run(dnnl::stream& s, const uint16_t* x, int m, float* y);
@@ -35,12 +52,17 @@ class Matmul {
  private:
   dnnl::memory::desc act_desc(int64_t m, int64_t cols, dnnl::memory::data_type dt) const;
   dnnl::matmul& primitive_for(int m);
+  dnnl::matmul::primitive_desc fixed_desc(int m, const dnnl::memory::desc& weights) const;
+  bool try_fixed_m(const dnnl::memory& plain);
+  const dnnl::matmul& fixed_for(int m);
 
   dnnl::engine eng_;
+  MatmulCache* cache_;
   int batch_, k_, n_;
   bool bf16_;
+  bool fixed_m_ = false;            // blocked weights, a shared fixed-M primitive per m (fixed_for)
   bool runtime_m_ = false;          // one primitive with a run-time M serves every m
-  dnnl::memory weights_;            // packed weights (runtime_m_) or plain [batch][k][n] (per-m primitives)
+  dnnl::memory weights_;            // blocked (fixed_m_), packed (runtime_m_) or plain [batch][k][n] (per_m_)
   dnnl::matmul runtime_prim_;
   std::map<int, dnnl::matmul> per_m_;  // fallback: a primitive per m, created on first use
   std::vector<float> xf_;           // f32 path: widened activations, grown to the largest m seen
