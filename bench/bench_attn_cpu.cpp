@@ -153,6 +153,40 @@ struct CoreResult {
   double flops = 0;
 };
 
+struct ProjResult {
+  int m = 0;
+  double ms = 0, weight_bytes = 0, flops = 0;
+  std::string impl;
+};
+
+// The attention side's projections as the engine runs them (attn::Matmul, the engine's weight dtype), at
+// DeepSeek-V3's o_proj shape (k = 128 x 128, n = 7168: 117M weights) for decode-sized row counts: best of `iters`
+// calls after a warm-up per m.
+std::vector<ProjResult> projections(int iters, bool fixed_m) {
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream s(eng);
+  const int k = 16384, n = 7168;
+  const bool bf16 = cpu::dnnl_bf16_by_default();
+  std::vector<uint16_t> w(static_cast<size_t>(k) * n);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(static_cast<float>(i % 255) / 255.0f - 0.5f);
+  attn::MatmulCache cache;
+  attn::Matmul mm(eng, cache, 1, k, n, w.data(), bf16, fixed_m);
+  std::vector<ProjResult> r;
+  for (int m : {1, 4, 16, 64, 256}) {
+    std::vector<uint16_t> x(static_cast<size_t>(m) * k, f32_to_bf16(0.25f));
+    std::vector<float> y(static_cast<size_t>(m) * n);
+    mm.run(s, x.data(), m, y.data());
+    double best = 1e30;
+    for (int i = 0; i < iters; ++i) {
+      const auto t0 = Clock::now();
+      mm.run(s, x.data(), m, y.data());
+      best = std::min(best, seconds_since(t0));
+    }
+    r.push_back({m, best * 1e3, static_cast<double>(k) * n * (bf16 ? 2 : 4), 2.0 * m * k * n, mm.impl()});
+  }
+  return r;
+}
+
 // Decode attention over batch sequences of ctx cached positions each (the new token included), one layer.
 // Batch, context, block, dtype and the work split come from the command line (a); iters per case.
 CoreResult decode_core(attn::ThreadPool& pool, const cpu::AttnKernels& k, const Args& a, int kv_heads,
@@ -308,7 +342,9 @@ int main(int argc, char** argv) {
   app.add_option("--isa", isa_name, "Kernels to run: scalar, avx2, avx512 or amx (default: the best this CPU has)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512", "amx"}));
   app.add_option("--mla", a.mla, "0: leave out the MLA cases (as --cases gqa)")->check(CLI::Range(0, 1));
-  app.add_option("--cases", a.cases, "Decode cases to run, comma-separated: gqa, v3, v2lite");
+  app.add_option("--cases", a.cases,
+                 "Cases to run, comma-separated: gqa, v3, v2lite (decode attention; the default), proj (the "
+                 "attention side's projections through attn::Matmul at V3's o_proj shape, 1-256 rows)");
   std::string layout = "pairs";
   app.add_option("--kv-layout", layout,
                  "GQA cache row layout: pairs (what the kernels read, no repacking) or rows (repacked per block); "
@@ -325,6 +361,11 @@ int main(int argc, char** argv) {
   app.add_option("--items-per-worker", a.items_per_worker,
                  "Work items a call aims for per worker when it splits KV ranges (default: the library's)")
       ->check(CLI::Range(1, 1024));
+  std::string proj_layout = "fixed";
+  app.add_option("--proj-layout", proj_layout,
+                 "proj case: fixed (blocked weights, a fixed-M primitive per row count: the engine's choice) or "
+                 "runtime (one run-time-M primitive over its own layout), for A/B runs")
+      ->check(CLI::IsMember({"fixed", "runtime"}));
   CLI11_PARSE(app, argc, argv);
   a.gqa_pairs = layout == "pairs";
   a.dtype = attn::parse_kv_dtype(dtype, "--kv-dtype");
@@ -400,6 +441,16 @@ int main(int argc, char** argv) {
                   "  (KV %.2f GB/s = %.2f of read bandwidth)\n",
                   name, heads, m.ms, m.flops / m.ms / 1e9, m.flops / m.ms / 1e9 / gemm, m.kv_bytes / m.ms / 1e6,
                   m.kv_bytes / m.ms / 1e6 / bw);
+    });
+  }
+  if (wanted("proj")) {
+    const std::vector<ProjResult> pr = projections(std::max(3, a.iters), proj_layout == "fixed");
+    report.push_back([pr](double bw, double gemm) {
+      for (const ProjResult& p : pr)
+        std::printf("projection (V3 o_proj 16384 -> 7168, %-22s) m=%4d %8.2f ms  weights %.1f GB/s = %.2f of read "
+                    "bandwidth  %.3f TFLOP/s = %.2f of the matmul rate\n",
+                    p.impl.c_str(), p.m, p.ms, p.weight_bytes / p.ms / 1e6, p.weight_bytes / p.ms / 1e6 / bw,
+                    p.flops / p.ms / 1e9, p.flops / p.ms / 1e9 / gemm);
     });
   }
   const Ceilings after = measure_ceilings("after the cases");

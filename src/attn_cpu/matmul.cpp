@@ -77,7 +77,7 @@ const dnnl::matmul& Matmul::fixed_for(int m) {
 }
 
 Matmul::Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn,
-               bool use_bf16)
+               bool use_bf16, bool fixed_m)
     : eng_(eng), cache_(&cache), batch_(batch), k_(k), n_(n), bf16_(use_bf16) {
   const int64_t count = static_cast<int64_t>(batch) * k * n;
   const dt wt = bf16_ ? dt::bf16 : dt::f32;
@@ -92,7 +92,7 @@ Matmul::Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, in
   }
   // Preferred: blocked weights and fixed-M primitives (see the header). Next: one primitive with a run-time M and
   // weights in the layout it asks for (reordered once, here).
-  if (try_fixed_m(plain_mem)) {
+  if (fixed_m && try_fixed_m(plain_mem)) {
     fixed_m_ = true;
     return;
   }

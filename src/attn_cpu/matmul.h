@@ -39,7 +39,9 @@ class Matmul {
  public:
   // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul, cpu/dnnl_linear.h). `cache` holds the
   // fixed-M primitives (same engine as `eng`).
-  Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16);
+  // fixed_m = false skips the blocked layout (for A/B measurements of the two strategies).
+  Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16,
+         bool fixed_m = true);
 
   // x: [batch][m][k] bf16 bits; y: [batch][m][n] f32.
   void run(dnnl::stream& s, const uint16_t* x, int m, float* y);
