@@ -166,7 +166,7 @@ std::vector<ProjResult> projections(int iters, bool fixed_m) {
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream s(eng);
   const int k = 16384, n = 7168;
-  const bool bf16 = cpu::dnnl_bf16_by_default();
+  const bool bf16 = attn::projection_bf16_default();
   std::vector<uint16_t> w(static_cast<size_t>(k) * n);
   for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(static_cast<float>(i % 255) / 255.0f - 0.5f);
   attn::MatmulCache cache;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "attn_cpu/kv_cache.h"
+#include "attn_cpu/matmul.h"
 #include "bench/svg_plot.h"
 #include "cpu/dnnl_linear.h"
 #include "model/memory_plan.h"
@@ -93,7 +94,7 @@ void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, 
   PlanInputs in;
   in.batch = tokens;
   in.context = context;
-  in.attn_weight_elem_bytes = cpu::dnnl_bf16_by_default() ? 2 : 4;  // as the attention side keeps them
+  in.attn_weight_elem_bytes = attn::projection_bf16_default() ? 2 : 4;  // as the attention side keeps them
   const MemoryPlan plan = plan_memory(cfg, in);
   // Both sides on the CPU share its bandwidth and cores, so their times add; with the FFN on the GPU the slower
   // side (or the link) bounds the step.

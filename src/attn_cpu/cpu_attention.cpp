@@ -63,7 +63,7 @@ CpuAttention::CpuAttention(std::shared_ptr<const Bf16Weights> w, const CpuAttnOp
   rope_ = make_rope_table(c.rope, c.rope_dim);
   AFD_REQUIRE(opt.onednn_bf16 != 1 || cpu::dnnl_has_bf16_matmul(), "oneDNN has no bf16 matmul on this CPU (ISA ",
               cpu::dnnl_isa_name(), ")");
-  bf16_ = opt.onednn_bf16 == -1 ? cpu::dnnl_bf16_by_default() : opt.onednn_bf16 == 1;
+  bf16_ = opt.onednn_bf16 == -1 ? projection_bf16_default() : opt.onednn_bf16 == 1;
   AFD_REQUIRE(opt.block_size > 0 && opt.block_size <= cpu::kMaxBlockRows, "KV block size must be in 1..",
               cpu::kMaxBlockRows, " (got ", opt.block_size, ")");
 

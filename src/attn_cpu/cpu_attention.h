@@ -32,7 +32,7 @@ struct CpuAttnOptions {
   int min_chunk = 256;           // shortest KV range that gets a work item of its own (flash-decoding split)
   int items_per_worker = PagedAttention::kItemsPerWorker;  // work items a call aims for per worker (KV split)
   int isa = -1;                  // attention kernel ISA (a cpu::Isa value) or -1 for cpu::best_isa()
-  int onednn_bf16 = -1;          // 1: bf16 weights in oneDNN, 0: f32 weights, -1: bf16 iff oneDNN has bf16 matmul
+  int onednn_bf16 = -1;          // 1: bf16 weights in oneDNN, 0: f32 weights, -1: projection_bf16_default()
   int kv_pairs = -1;             // GQA KV cache rows: 1 = KvRowLayout::kPairs (read by the kernels without
                                  // repacking), 0 = kRows, -1 = kPairs where the shape allows it (MLA: always kRows)
   KvDtype kv_dtype = KvDtype::kBf16;  // KV cache elements: bf16, or fp8 e4m3 (half the bytes; see kv_cache.h)

@@ -2,6 +2,7 @@
 
 #include <tuple>
 
+#include "cpu/dnnl_linear.h"
 #include "util/error.h"
 #include "util/numeric.h"
 
@@ -26,6 +27,24 @@ constexpr int kProbeRows[] = {1, 2, 3, 5, 8, 16, 31, 64, 127, 256, 512, 1024};
 bool is_reference(const std::string& impl) { return impl.find("ref") != std::string::npos; }
 
 }  // namespace
+
+bool projection_bf16_default() {
+  static const bool yes = [] {
+    if (cpu::dnnl_bf16_by_default()) return true;
+    if (!cpu::dnnl_has_bf16_matmul()) return false;
+    try {
+      const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+      const dnnl::matmul::primitive_desc pd(
+          dnnl::matmul::desc(dnnl::memory::desc({16, 256}, dt::bf16, tag::ab), dnnl::memory::desc({256, 256}, dt::bf16, tag::any),
+                             dnnl::memory::desc({16, 256}, dt::f32, tag::ab)),
+          eng);
+      return std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return yes;
+}
 
 bool MatmulCache::Key::operator<(const Key& o) const {
   return std::tie(batch, k, n, m, bf16) < std::tie(o.batch, o.k, o.n, o.m, o.bf16);

@@ -19,6 +19,12 @@
 
 namespace afd::attn {
 
+// Whether the projections keep bf16 weights by default: where oneDNN runs bf16 matmul with AMX
+// (cpu::dnnl_bf16_by_default), and also where it runs fixed-M bf16 matmul over blocked weights through brgemm
+// (AVX-512 BF16): there it is ~2x the f32 rate at decode row counts and the demo model's perplexity equals AMX's
+// (7.9204; reference 7.9175), unlike oneDNN's bf16 gemm:jit (7.9504), which is why f32 stays everywhere else.
+bool projection_bf16_default();
+
 // The fixed-M primitives of the Matmuls on one engine (a CpuAttention's), one per (shape, dtype, m), created on first
 // use and shared by every layer of that shape; and, per shape, whether the blocked layout passed its probe.
 // Thread-safe. Must outlive its Matmuls.
