@@ -3,8 +3,8 @@
 // Weights are repacked once here: kept bf16 when oneDNN can run bf16 matmul on this CPU (AVX-512 BF16 / AMX),
 // widened to f32 otherwise (oneDNN 2.6 has no bf16 matmul on AVX2; MACHINES.md), and reordered into the blocked
 // layout a fixed-M primitive asks for; each row count m then runs its own fixed-M primitive, created on first use
-// and shared by every Matmul of the same shape (1.1-2.4x faster than one run-time-M primitive at 2-256 rows on
-// AVX-512, the same at 1; bench/RESULTS.md). Where oneDNN would run some m with that layout only on its reference
+// and shared by every Matmul of the same shape (f32 on AVX-512: 1.1-1.5x faster than one run-time-M primitive at
+// 4-256 rows, ~10% slower at 1; bench/RESULTS.md). Where oneDNN would run some m with that layout only on its reference
 // kernel, one run-time-M primitive over its own layout serves every m instead (or, failing that, plain weights and
 // a primitive per m). Activations arrive bf16; on the f32 path they are widened into scratch first.
 #pragma once
