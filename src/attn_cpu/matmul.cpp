@@ -34,10 +34,9 @@ bool projection_bf16_default() {
     if (!cpu::dnnl_has_bf16_matmul()) return false;
     try {
       const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
-      const dnnl::matmul::primitive_desc pd(
-          dnnl::matmul::desc(dnnl::memory::desc({16, 256}, dt::bf16, tag::ab), dnnl::memory::desc({256, 256}, dt::bf16, tag::any),
-                             dnnl::memory::desc({16, 256}, dt::f32, tag::ab)),
-          eng);
+      const dnnl::memory::desc x({16, 256}, dt::bf16, tag::ab), w({256, 256}, dt::bf16, tag::any),
+          y({16, 256}, dt::f32, tag::ab);
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x, w, y), eng);
       return std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
     } catch (const dnnl::error&) {
       return false;

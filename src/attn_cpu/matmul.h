@@ -4,9 +4,9 @@
 // widened to f32 otherwise (oneDNN 2.6 has no bf16 matmul on AVX2; MACHINES.md), and reordered into the blocked
 // layout a fixed-M primitive asks for; each row count m then runs its own fixed-M primitive, created on first use
 // and shared by every Matmul of the same shape (f32 on AVX-512: 1.1-1.5x faster than one run-time-M primitive at
-// 4-256 rows, ~10% slower at 1; bench/RESULTS.md). Where oneDNN would run some m with that layout only on its reference
-// kernel, one run-time-M primitive over its own layout serves every m instead (or, failing that, plain weights and
-// a primitive per m). Activations arrive bf16; on the f32 path they are widened into scratch first.
+// 4-256 rows, ~10% slower at 1; bench/RESULTS.md). Where oneDNN would run some m with that layout only on its
+// reference kernel, one run-time-M primitive over its own layout serves every m instead (or, failing that, plain
+// weights and a primitive per m). Activations arrive bf16; on the f32 path they are widened into scratch first.
 #pragma once
 
 #include <cstdint>
@@ -43,8 +43,8 @@ class MatmulCache {
 
 class Matmul {
  public:
-  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul, cpu/dnnl_linear.h). `cache` holds the
-  // fixed-M primitives (same engine as `eng`).
+  // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul,
+  // cpu/dnnl_linear.h). `cache` holds the fixed-M primitives (same engine as `eng`).
   // fixed_m = false skips the blocked layout (for A/B measurements of the two strategies).
   Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16,
          bool fixed_m = true);
