@@ -42,6 +42,11 @@ int run_dry_run(const RunOptions& o) {
                               {"per_gpu_bytes", p.per_gpu_bytes},
                               {"batch", in.batch},
                               {"context", in.context},
+                              {"step_kv_bytes", p.step_kv_bytes},
+                              {"step_attn_weight_bytes", p.step_attn_weight_bytes},
+                              {"step_attn_flops", p.step_attn_flops},
+                              {"step_proj_flops", p.step_proj_flops},
+                              {"step_gpu_weight_bytes", p.step_expert_bytes},
                               {"bound_ms_per_step", p.bound_s * 1e3},
                               {"bound_tokens_per_s", p.bound_s > 0 ? in.batch / p.bound_s : 0.0},
                               {"bound_by", p.bound_by}}

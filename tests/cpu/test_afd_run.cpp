@@ -255,6 +255,11 @@ TEST_CASE("afd-run --dry-run prints the memory plan of the full-size configs wit
   CHECK(j["fp8_experts"] == true);
   CHECK(j["kv_bytes_per_token"] == 576 * 2 * 61);
   CHECK(j["kv_elem_bytes"] == 2);
+  // A decode step reads every layer's attention weights once (bf16) and computes the projections besides the KV.
+  CHECK(j["step_attn_weight_bytes"].get<double>() == j["host_attn_bytes"].get<double>());
+  CHECK(j["step_proj_flops"].get<double>() == j["batch"].get<double>() * j["host_attn_bytes"].get<double>());
+  CHECK(j["step_kv_bytes"].get<double>() ==
+        j["batch"].get<double>() * j["context"].get<double>() * j["kv_bytes_per_token"].get<double>());
   const auto f8 = run_afd("--config " + test::source_dir() + "/configs/deepseek.yaml --dry-run --json --kv-cache-dtype fp8_e4m3");
   REQUIRE(f8.status == 0);
   CHECK(json::parse(f8.out)["kv_bytes_per_token"] == 576 * 61);  // one byte per element: twice the tokens
