@@ -103,7 +103,7 @@ void set_bound(PointResult& r, const ModelConfig& cfg, int tokens, int context, 
   // oneDNN (its GEMM rate), after the core on the same cores; every step reads the attention weights once besides
   // the KV.
   const double attn_rate = std::max(c.cpu_gemm_flops, c.cpu_peak_flops);
-  const double t_kv = (plan.step_kv_bytes + plan.step_attn_weight_bytes) / c.host_read_bw;
+  const double t_kv = plan.step_host_read_bytes() / c.host_read_bw;
   const double t_attn = plan.step_attn_flops / attn_rate + plan.step_proj_flops / c.cpu_gemm_flops;
   const double t_attn_side = std::max(t_kv, t_attn);
   double t_ffn_side, t_xfer = 0;

@@ -46,7 +46,7 @@ bool projection_bf16_default() {
 }
 
 bool MatmulCache::Key::operator<(const Key& o) const {
-  return std::tie(batch, k, n, m, bf16) < std::tie(o.batch, o.k, o.n, o.m, o.bf16);
+  return std::tie(batch, k, n, m, bf16, blocked) < std::tie(o.batch, o.k, o.n, o.m, o.bf16, o.blocked);
 }
 
 dnnl::matmul::primitive_desc Matmul::fixed_desc(int m, const dnnl::memory::desc& weights) const {
@@ -60,7 +60,7 @@ bool Matmul::try_fixed_m(const dnnl::memory& plain) {
   try {
     const dnnl::matmul::primitive_desc layout = fixed_desc(kLayoutRows, dnnl::memory::desc(wdims, wt, tag::any));
     const dnnl::memory::desc wd = layout.weights_desc();
-    const MatmulCache::Key shape{batch_, k_, n_, 0, bf16_};
+    const MatmulCache::Key shape{batch_, k_, n_, 0, bf16_, true};
     {
       std::lock_guard<std::mutex> lock(cache_->mu_);
       auto it = cache_->layout_ok_.find(shape);
@@ -82,16 +82,20 @@ bool Matmul::try_fixed_m(const dnnl::memory& plain) {
   }
 }
 
-const dnnl::matmul& Matmul::fixed_for(int m) {
-  const MatmulCache::Key key{batch_, k_, n_, m, bf16_};
+const dnnl::matmul& Matmul::primitive_for(int m) {
+  const MatmulCache::Key key{batch_, k_, n_, m, bf16_, fixed_m_};
   std::lock_guard<std::mutex> lock(cache_->mu_);
   auto it = cache_->prims_.find(key);
-  if (it != cache_->prims_.end()) return it->second;
-  try {
-    return cache_->prims_.emplace(key, dnnl::matmul(fixed_desc(m, weights_.get_desc()))).first->second;
-  } catch (const dnnl::error& e) {
-    fail("oneDNN cannot create a ", bf16_ ? "bf16" : "f32", " matmul of m=", m, " k=", k_, " n=", n_, ": ", e.what());
+  if (it == cache_->prims_.end()) {
+    try {
+      const dnnl::matmul::primitive_desc pd = fixed_desc(m, weights_.get_desc());
+      it = cache_->prims_.emplace(key, MatmulCache::Entry{dnnl::matmul(pd), pd.impl_info_str()}).first;
+    } catch (const dnnl::error& e) {
+      fail("oneDNN cannot create a ", bf16_ ? "bf16" : "f32", " matmul of m=", m, " k=", k_, " n=", n_, ": ", e.what());
+    }
   }
+  if (impl_.empty()) impl_ = it->second.impl;  // the plain fallback reports its first primitive's
+  return it->second.prim;
 }
 
 Matmul::Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn,
@@ -132,20 +136,6 @@ Matmul::Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, in
   }
 }
 
-dnnl::matmul& Matmul::primitive_for(int m) {
-  auto it = per_m_.find(m);
-  if (it != per_m_.end()) return it->second;
-  const dt wt = bf16_ ? dt::bf16 : dt::f32;
-  try {
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(act_desc(m, k_, wt), weights_.get_desc(), act_desc(m, n_, dt::f32)),
-                                    eng_);
-    impl_ = pd.impl_info_str();
-    return per_m_.emplace(m, dnnl::matmul(pd)).first->second;
-  } catch (const dnnl::error& e) {
-    fail("oneDNN cannot create a ", bf16_ ? "bf16" : "f32", " matmul of m=", m, " k=", k_, " n=", n_, ": ", e.what());
-  }
-}
-
 void Matmul::run(dnnl::stream& s, const uint16_t* x, int m, float* y) {
   if (m <= 0) return;
   const int64_t count = static_cast<int64_t>(batch_) * m * k_;
@@ -158,7 +148,7 @@ void Matmul::run(dnnl::stream& s, const uint16_t* x, int m, float* y) {
   const dt wt = bf16_ ? dt::bf16 : dt::f32;
   dnnl::memory src_mem(act_desc(m, k_, wt), eng_, src);
   dnnl::memory dst_mem(act_desc(m, n_, dt::f32), eng_, y);
-  const dnnl::matmul& prim = fixed_m_ ? fixed_for(m) : runtime_m_ ? runtime_prim_ : primitive_for(m);
+  const dnnl::matmul& prim = runtime_m_ ? runtime_prim_ : primitive_for(m);
   prim.execute(s, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_mem}});
   s.wait();
 }

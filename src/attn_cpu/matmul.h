@@ -33,12 +33,16 @@ class MatmulCache {
   friend class Matmul;
   struct Key {
     int batch, k, n, m;
-    bool bf16;
+    bool bf16, blocked;  // blocked: over the fixed-M layout; else over plain weights (the last fallback)
     bool operator<(const Key& o) const;
   };
+  struct Entry {
+    dnnl::matmul prim;
+    std::string impl;
+  };
   std::mutex mu_;
-  std::map<Key, dnnl::matmul> prims_;
-  std::map<Key, bool> layout_ok_;  // m = 0
+  std::map<Key, Entry> prims_;
+  std::map<Key, bool> layout_ok_;  // m = 0, blocked
 };
 
 class Matmul {
@@ -59,20 +63,19 @@ class Matmul {
 
  private:
   dnnl::memory::desc act_desc(int64_t m, int64_t cols, dnnl::memory::data_type dt) const;
-  dnnl::matmul& primitive_for(int m);
   dnnl::matmul::primitive_desc fixed_desc(int m, const dnnl::memory::desc& weights) const;
   bool try_fixed_m(const dnnl::memory& plain);
-  const dnnl::matmul& fixed_for(int m);
+  // The fixed-M primitive of m rows over weights_ (blocked or plain), from the cache.
+  const dnnl::matmul& primitive_for(int m);
 
   dnnl::engine eng_;
   MatmulCache* cache_;
   int batch_, k_, n_;
   bool bf16_;
-  bool fixed_m_ = false;            // blocked weights, a shared fixed-M primitive per m (fixed_for)
+  bool fixed_m_ = false;            // blocked weights, a shared fixed-M primitive per m (primitive_for)
   bool runtime_m_ = false;          // one primitive with a run-time M serves every m
-  dnnl::memory weights_;            // blocked (fixed_m_), packed (runtime_m_) or plain [batch][k][n] (per_m_)
+  dnnl::memory weights_;            // blocked (fixed_m_), packed (runtime_m_) or plain [batch][k][n] (else)
   dnnl::matmul runtime_prim_;
-  std::map<int, dnnl::matmul> per_m_;  // fallback: a primitive per m, created on first use
   std::vector<float> xf_;           // f32 path: widened activations, grown to the largest m seen
   std::string impl_;
 };

@@ -122,13 +122,14 @@ std::vector<StepItem> Scheduler::plan(int lane, std::vector<std::unique_ptr<Sequ
   // cost, not count) still gives its prefills a quarter of its budget, within max_step_tokens (the per-call
   // capacity; decodes < max_batch <= max_step_tokens while any sequence prefills, so there is room for one token).
   std::vector<StepItem> items;
-  int budget = lane_budget(), decodes = 0;
+  const int share = lane_budget();
+  int decodes = 0;
   for (auto& s : running_)
     if (s->lane == lane && !s->in_flight && s->finish == FinishReason::kNone && !s->prefilling()) {
       items.push_back({s.get(), 1, true});
       ++decodes;
     }
-  budget = std::max(budget - decodes, std::min(opt_.max_step_tokens - decodes, std::max(1, lane_budget() / 4)));
+  int budget = std::max(share - decodes, std::min(opt_.max_step_tokens - decodes, std::max(1, share / 4)));
   for (auto& s : running_) {
     if (s->lane != lane || s->in_flight || s->finish != FinishReason::kNone || !s->prefilling() || budget <= 0)
       continue;

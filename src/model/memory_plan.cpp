@@ -79,7 +79,7 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanInputs& in) {
   p.step_expert_flops = B * 2.0 * (3.0 * c.moe_intermediate_size * h) * (k + c.n_shared_experts) * moe_layers +
                         B * 2.0 * h * c.vocab_size;
   p.step_xfer_bytes = 2.0 * B * h * 2 * L;  // the hidden state each way per layer, bf16
-  const double t_kv = (p.step_kv_bytes + p.step_attn_weight_bytes) / in.host_read_bw;
+  const double t_kv = p.step_host_read_bytes() / in.host_read_bw;
   const double t_attn = (p.step_attn_flops + p.step_proj_flops) / in.cpu_bf16_flops;
   const double t_exp = std::max(p.step_expert_bytes / in.gpus / in.hbm_bw, p.step_expert_flops / in.gpus / in.gpu_bf16_flops);
   const double t_x = p.step_xfer_bytes / in.pcie_bw;

@@ -38,6 +38,7 @@ struct MemoryPlan {
   // routers, shared experts, dense MLPs and the LM head.
   double step_kv_bytes = 0, step_attn_weight_bytes = 0, step_attn_flops = 0, step_proj_flops = 0;
   double step_expert_bytes = 0, step_expert_flops = 0, step_xfer_bytes = 0;
+  double step_host_read_bytes() const { return step_kv_bytes + step_attn_weight_bytes; }
   double bound_s = 0;
   std::string bound_by;
 };
