@@ -361,11 +361,11 @@ int main(int argc, char** argv) {
   app.add_option("--items-per-worker", a.items_per_worker,
                  "Work items a call aims for per worker when it splits KV ranges (default: the library's)")
       ->check(CLI::Range(1, 1024));
-  std::string proj_layout = "fixed";
+  std::string proj_layout = "auto";
   app.add_option("--proj-layout", proj_layout,
-                 "proj case: fixed (blocked weights, a fixed-M primitive per row count: the engine's choice) or "
-                 "runtime (one run-time-M primitive over its own layout), for A/B runs")
-      ->check(CLI::IsMember({"fixed", "runtime"}));
+                 "proj case: auto (the engine's choice on this CPU), fixed (blocked weights, a fixed-M primitive per "
+                 "row count) or runtime (one run-time-M primitive over its own layout), for A/B runs")
+      ->check(CLI::IsMember({"auto", "fixed", "runtime"}));
   CLI11_PARSE(app, argc, argv);
   a.gqa_pairs = layout == "pairs";
   a.dtype = attn::parse_kv_dtype(dtype, "--kv-dtype");
@@ -444,7 +444,7 @@ int main(int argc, char** argv) {
     });
   }
   if (wanted("proj")) {
-    const std::vector<ProjResult> pr = projections(std::max(3, a.iters), proj_layout == "fixed");
+    const std::vector<ProjResult> pr = projections(std::max(3, a.iters), proj_layout == "auto" ? attn::fixed_m_by_default() : proj_layout == "fixed");
     report.push_back([pr](double bw, double gemm) {
       for (const ProjResult& p : pr)
         std::printf("projection (V3 o_proj 16384 -> 7168, %-22s) m=%4d %8.2f ms  weights %.1f GB/s = %.2f of read "

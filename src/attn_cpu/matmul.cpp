@@ -28,6 +28,8 @@ bool is_reference(const std::string& impl) { return impl.find("ref") != std::str
 
 }  // namespace
 
+bool fixed_m_by_default() { return !cpu::dnnl_bf16_by_default(); }
+
 bool projection_bf16_default() {
   static const bool yes = [] {
     if (cpu::dnnl_bf16_by_default()) return true;

@@ -19,6 +19,13 @@
 
 namespace afd::attn {
 
+// Whether a Matmul uses the blocked layout and fixed-M primitives by default: everywhere except where oneDNN runs
+// bf16 matmul on AMX. There its run-time-M primitive (gemm:jit) was as fast or faster at V3's o_proj shape (AMX
+// host, 1-256 rows: 2.0-2.2 vs 3.4-3.5 ms at 1 row, 19-21 vs 27-38 ms at 256; 2% less attention time per engine
+// step at batch 64 and 256), while on AVX-512 BF16 without AMX the blocked layout ran 1.7-2.8x faster
+// (bench/RESULTS.md, "The attention side's projections").
+bool fixed_m_by_default();
+
 // Whether the projections keep bf16 weights by default: where oneDNN runs bf16 matmul with AMX
 // (cpu::dnnl_bf16_by_default), and also where it runs fixed-M bf16 matmul over blocked weights through brgemm
 // (AVX-512 BF16): there it is ~2x the f32 rate at decode row counts and the demo model's perplexity equals AMX's
@@ -49,9 +56,9 @@ class Matmul {
  public:
   // w_kn: [batch][k][n] bf16 bits. use_bf16: keep bf16 weights (needs cpu::dnnl_has_bf16_matmul,
   // cpu/dnnl_linear.h). `cache` holds the fixed-M primitives (same engine as `eng`).
-  // fixed_m = false skips the blocked layout (for A/B measurements of the two strategies).
+  // fixed_m = false skips the blocked layout (fixed_m_by_default() decides; A/B measurements set it).
   Matmul(const dnnl::engine& eng, MatmulCache& cache, int batch, int k, int n, const uint16_t* w_kn, bool use_bf16,
-         bool fixed_m = true);
+         bool fixed_m = fixed_m_by_default());
 
   // x: [batch][m][k] bf16 bits; y: [batch][m][n] f32.
   void run(dnnl::stream& s, const uint16_t* x, int m, float* y);
