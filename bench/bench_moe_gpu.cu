@@ -4,12 +4,15 @@
 // TFLOP/s (8192^3). The layer (router, permutation, grouped GEMMs, SiLU·mul, combine, residual) runs as a CUDA
 // graph replay, with bf16 experts and with weight-only fp8 experts (random e4m3 + per-row scales); the expert
 // GEMMs alone are also timed against cublasGemmGroupedBatchedEx and a cublasGemmEx loop.
-// Usage: afd-bench-moe-gpu [csv_path]
+// Usage: afd-bench-moe-gpu [csv_path]   (AFD_BENCH_TOKENS=256,4096 times only those token counts)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
 #include <functional>
 #include <vector>
 
@@ -82,6 +85,16 @@ int main(int argc, char** argv) {
                         "fp8_bw_frac\n");
     const char* header = "%-8s %6s %9s %7s %9s %8s %7s %8s %7s | GEMMs only (ms): %8s %8s %9s %8s\n";
 
+    std::vector<int> token_counts = {64, 256, 4096};
+    if (const char* env = std::getenv("AFD_BENCH_TOKENS")) {
+      token_counts.clear();
+      std::stringstream ss(env);
+      for (std::string item; std::getline(ss, item, ',');) {
+        const int n = std::atoi(item.c_str());
+        AFD_REQUIRE(n > 0 && n <= 4096, "AFD_BENCH_TOKENS: each count must be in 1..4096, not '", item, "'");
+        token_counts.push_back(n);
+      }
+    }
     const Shape shapes[] = {{"V3", 256, 8, 7168, 2048, 8, 4, RouterKind::kSigmoidGroupTopk, 2.5},
                             {"V2-Lite", 64, 6, 2048, 1408, 1, 1, RouterKind::kSoftmaxGreedy, 1.0}};
     for (const Shape& sh : shapes) {
@@ -147,7 +160,7 @@ int main(int argc, char** argv) {
 
       std::printf(header, "shape", "tokens", "layer ms", "experts", "GB", "GB/s", "bw", "TFLOP/s", "gemm", "besttile",
                   "ours", "cublasGrp", "cublasLp");
-      for (int n : {64, 256, 4096}) {
+      for (int n : token_counts) {
         // The whole layer as a graph replay, for every GEMM tile (the default one is marked).
         const cuda::GemmTile def = gpu::routed_tile(c, n);
         double ms = 0, best_ms = 1e30;
@@ -181,7 +194,8 @@ int main(int argc, char** argv) {
         const double restore_ms = graph_ms(restore);
         std::printf("  %-8s %6d x restore (subtracted below) %.1f us\n", sh.name, n, restore_ms * 1e3);
         for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
-          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tile off sm_90a
+          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tiles off sm_90a
+          if (tile == cuda::GemmTile::kM128N256WgmmaFp8) continue;  // with bf16 weights the 128x256wg kernel
           const double t = graph_ms([&] {
                              restore();
                              gpu::run_ffn_layer(c, L, ws, blas, ws.x, n, s, &tile);
@@ -209,7 +223,7 @@ int main(int argc, char** argv) {
         const double bytes8 = double(touched) * (gu + dn + (gu_sc + dn_sc) * 4.0);
         double ms8 = 0;
         for (const cuda::GemmTile tile : cuda::kAllGemmTiles) {
-          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tile off sm_90a
+          if (!cuda::gemm_tile_available(tile)) continue;  // the wgmma tiles off sm_90a
           const double t8 = graph_ms([&] {
                               restore();
                               gpu::run_ffn_layer(c, L8, ws, blas, ws.x, n, s, &tile);

@@ -1,5 +1,3 @@
-#include <cuda_fp8.h>
-
 #include <atomic>
 
 #include "cuda/grouped_gemm.cuh"
@@ -20,25 +18,6 @@ using tile::swz;
 // With fp8 weights a stage holds BN rows of kBK bytes (4 chunks, unswizzled) and their scales instead of the bf16
 // W rows, and one bf16 W tile after the stages receives each stage's rows converted and scaled, in the bf16
 // layout, before the MMAs read it.
-
-// 16 e4m3 values times `scale`, rounded to bf16 (e4m3 -> half is exact, half -> float exact, one fp32 multiply:
-// the loader's bf16(fp32(q) * s)), as two 16-byte chunks. (Measured on an H100: building the fp32 from the e4m3
-// bits with integer ops and a 2^120-scaled FMUL, equal bits, was 10-25% slower in the layer than these cvts.)
-__device__ __forceinline__ void fp8x16_to_bf16(uint4 q, float scale, uint4& lo, uint4& hi) {
-  const uint32_t in[4] = {q.x, q.y, q.z, q.w};
-  uint32_t out[8];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(in[i] >> (16 * h)), __NV_E4M3);
-      const float2 f = __half22float2(__half2(hr));
-      const __nv_bfloat162 b = __floats2bfloat162_rn(f.x * scale, f.y * scale);
-      out[2 * i + h] = *reinterpret_cast<const uint32_t*>(&b);
-    }
-  lo = make_uint4(out[0], out[1], out[2], out[3]);
-  hi = make_uint4(out[4], out[5], out[6], out[7]);
-}
 
 // kWgmma: the MMAs are Hopper warpgroup MMAs (wgmma m64n256k16) reading both tiles straight from the swizzled
 // stages (the swizzle above is the hardware's 128-byte swizzle when stages start 1024-byte aligned); warp w then owns
@@ -136,7 +115,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
       const int idx = threadIdx.x + i * kThreads, r = idx / kBRowChunks, c = idx % kBRowChunks;
       const float scale = scales[r];
       uint4 lo, hi;
-      fp8x16_to_bf16(sb[idx], scale, lo, hi);
+      tile::fp8x16_to_bf16(sb[idx], scale, lo, hi);
       out[swz(r, 2 * c)] = lo;
       out[swz(r, 2 * c + 1)] = hi;
     }
@@ -262,7 +241,8 @@ int gemm_tile_rows(GemmTile t) {
   switch (t) {
     case GemmTile::kM16: case GemmTile::kM16N64: case GemmTile::kM16N256: return 16;
     case GemmTile::kM64: return 64;
-    case GemmTile::kM128: case GemmTile::kM128N256: case GemmTile::kM128N256Wgmma: return 128;
+    case GemmTile::kM128: case GemmTile::kM128N256: case GemmTile::kM128N256Wgmma:
+    case GemmTile::kM128N256WgmmaFp8: return 128;
   }
   return 128;
 }
@@ -276,12 +256,13 @@ const char* gemm_tile_name(GemmTile t) {
     case GemmTile::kM128: return "128x128";
     case GemmTile::kM128N256: return "128x256";
     case GemmTile::kM128N256Wgmma: return "128x256wg";
+    case GemmTile::kM128N256WgmmaFp8: return "128x256wg8";
   }
   return "?";
 }
 
 bool gemm_tile_available(GemmTile t) {
-  if (t != GemmTile::kM128N256Wgmma) return true;
+  if (t != GemmTile::kM128N256Wgmma && t != GemmTile::kM128N256WgmmaFp8) return true;
 #ifdef AFD_CUDA_WGMMA
   static std::atomic<int8_t> known[64] = {};  // per device: 0 unknown, 1 no, 2 yes
   int dev = 0;
@@ -334,10 +315,14 @@ void grouped_gemm_bf16_bf16(const GroupedGemmParams& p, cudaStream_t stream) {
     case GemmTile::kM128: return launch<128, 128, 2, 4, 3>(p, stream);
     case GemmTile::kM128N256: return launch<128, 256, 2, 4, 3>(p, stream);
     case GemmTile::kM128N256Wgmma:
-      // bf16 weights: the warp-specialised TMA kernel; fp8 weights (converted per stage by every thread): the
-      // block-synchronous one (bench/RESULTS.md, "wgmma").
+    case GemmTile::kM128N256WgmmaFp8:
+      // bf16 weights: the warp-specialised TMA kernel; fp8 weights: the warp-specialised fp8 kernel for the Fp8
+      // tile, else the block-synchronous one (every thread converts each stage; bench/RESULTS.md, "wgmma").
       AFD_CHECK(gemm_tile_available(p.tile), "the wgmma tile needs an sm_90a build on a compute capability 9.0 GPU");
-      if (grouped_gemm_ws_supported(p)) return grouped_gemm_ws(p, stream);
+      if (grouped_gemm_ws_supported(p)) {
+        if (!p.w8) return grouped_gemm_ws(p, stream);
+        if (p.tile == GemmTile::kM128N256WgmmaFp8) return grouped_gemm_ws_fp8(p, stream);
+      }
       return launch<128, 256, 8, 1, 4, true>(p, stream);
   }
 }

@@ -22,14 +22,21 @@ namespace afd::cuda {
 // for prefill.
 // kM128N256Wgmma is the 128x256 tile on Hopper warpgroup MMAs (sm_90a builds on compute capability 9.0 only:
 // gemm_tile_available says whether this build and the current device have it): a warp-specialised persistent
-// kernel with TMA weight tiles for bf16 (grouped_gemm_ws.cu), a block-synchronous one for fp8. Every tile gives the
-// same bits (the MMAs' k order is the same), so the choice never changes a result.
-enum class GemmTile { kM16, kM16N64, kM16N256, kM64, kM128, kM128N256, kM128N256Wgmma };
-constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16, GemmTile::kM16N64,   GemmTile::kM16N256,      GemmTile::kM64,
-                                      GemmTile::kM128, GemmTile::kM128N256, GemmTile::kM128N256Wgmma};
+// kernel with TMA weight tiles for bf16 whose group stride is whole rows (grouped_gemm_ws.cu), a block-synchronous
+// one otherwise (fp8: every thread converts each stage). Every tile gives the same bits (the MMAs' k order is the
+// same), so the choice never changes a result.
+// kM128N256WgmmaFp8 is the same tile whose fp8 weights go through a warp-specialised kernel of their own
+// (grouped_gemm_ws_fp8.cu: the producer warpgroup converts the e4m3 tiles while the consumers compute); bf16
+// weights, or a group stride that is not whole rows, run as kM128N256Wgmma. gemm_tile_for_rows does not choose it
+// until it has run and been timed on a GPU (bench/run_moe_gpu.sh: the GPU tests compare it bit for bit with every
+// other tile, afd-bench-moe-gpu times it as the fp8 tile "128x256wg8").
+enum class GemmTile { kM16, kM16N64, kM16N256, kM64, kM128, kM128N256, kM128N256Wgmma, kM128N256WgmmaFp8 };
+constexpr GemmTile kAllGemmTiles[] = {GemmTile::kM16,           GemmTile::kM16N64,   GemmTile::kM16N256,
+                                      GemmTile::kM64,           GemmTile::kM128,     GemmTile::kM128N256,
+                                      GemmTile::kM128N256Wgmma, GemmTile::kM128N256WgmmaFp8};
 int gemm_tile_rows(GemmTile t);             // BM of the tile: 16, 64 or 128
 const char* gemm_tile_name(GemmTile t);     // "16x128" etc.
-bool gemm_tile_available(GemmTile t);       // false only for the wgmma tile off sm_90a builds / devices
+bool gemm_tile_available(GemmTile t);       // false only for the wgmma tiles off sm_90a builds / devices
 // fp8_weights: the weights are e4m3 (GroupedGemmParams::w8), converted per k stage: the conversion is shared by
 // the rows of a tile, which moves the point where taller tiles pay off.
 GemmTile gemm_tile_for_rows(double rows_per_group, bool fp8_weights = false);

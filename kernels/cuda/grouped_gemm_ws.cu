@@ -124,6 +124,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+}  // namespace
+
+namespace ws {
+
+namespace {
+
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
     void* f = nullptr;
@@ -135,10 +141,13 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-// The TMA descriptor of W as one [rows, k] bf16 tensor (group g's row r is row g * rows_per_group + r; rows past the
-// end read as 0). A layer launches the same weights every step, so each thread keeps the last few descriptors it
-// encoded: a descriptor depends only on the address and the shape, so a hit is exact even if the memory was freed
-// and reallocated in between.
+}  // namespace
+
+// The TMA descriptor of W as one [rows, k] tensor (group g's row r is row g * rows_per_group + r; rows past the end
+// read as 0), boxes of 256 rows x 64 k: bf16 with the 128-byte swizzle of the stages, or e4m3 bytes unswizzled (the
+// producer converts them). A layer launches the same weights every step, so each thread keeps the last few
+// descriptors it encoded: a descriptor depends only on the address and the shape, so a hit is exact even if the
+// memory was freed and reallocated in between.
 CUtensorMap weight_map(const GroupedGemmParams& p, int rows_per_group) {
   struct Entry {
     const void* w = nullptr;
@@ -148,48 +157,56 @@ CUtensorMap weight_map(const GroupedGemmParams& p, int rows_per_group) {
   constexpr int kEntries = 16;  // > the GEMMs of a few layers' worth of distinct weights in flight per thread
   thread_local Entry cache[kEntries];
   thread_local int next = 0;
+  const bool fp8 = p.w8 != nullptr;
+  const void* w = fp8 ? static_cast<const void*>(p.w8) : static_cast<const void*>(p.w);
   const int rows = rows_per_group * (p.groups - 1) + p.n;
   for (const Entry& e : cache)
-    if (e.w == p.w && e.k == p.k && e.rows == rows) return e.map;
+    if (e.w == w && e.k == p.k && e.rows == rows) return e.map;
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.k), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.k) * 2};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(p.k) * (fp8 ? 1 : 2)};
   const cuuint32_t box[2] = {tile::kBK, kBN}, elem[2] = {1, 1};
   Entry& e = cache[next];
   next = (next + 1) % kEntries;
-  const CUresult r = encode_fn()(&e.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(p.w), dims,
-                                 strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+  const CUresult r = encode_fn()(&e.map, fp8 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+                                 const_cast<void*>(w), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                 fp8 ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     e = Entry{};
-    fail("cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for k ", p.k, " n ", p.n);
+    fail("cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for k ", p.k, " n ", p.n, fp8 ? " (fp8)" : "");
   }
-  e.w = p.w;
+  e.w = w;
   e.k = p.k;
   e.rows = rows;
   return e.map;
 }
 
-}  // namespace
 
-bool grouped_gemm_ws_supported(const GroupedGemmParams& p) { return !p.w8 && p.w_stride % p.k == 0; }
-
-void grouped_gemm_ws(const GroupedGemmParams& p, cudaStream_t stream) {
-  AFD_CHECK(grouped_gemm_ws_supported(p), "the warp-specialised grouped GEMM takes bf16 weights whose group stride (",
-            p.w_stride, ") is whole rows of k ", p.k);
-  static std::atomic<uint64_t> configured{0};
-  const int dev = raise_smem_limit_once(configured, reinterpret_cast<const void*>(grouped_gemm_ws_kernel), kSmem);
+int sm_count(int dev) {
   static std::atomic<int> sms[64] = {};  // SM count per device, 0 until first asked
   if (!sms[dev & 63].load()) {
     int n = 0;
     AFD_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
     sms[dev & 63].store(n);
   }
-  const int rows_per_group = static_cast<int>(p.w_stride / p.k);
-  const int n_blocks = (p.n + kBN - 1) / kBN;
-  const int grid = static_cast<int>(std::min<int64_t>(sms[dev & 63].load(), int64_t{n_blocks} * p.max_tiles));
-  grouped_gemm_ws_kernel<<<grid, kThreads, kSmem, stream>>>(p, weight_map(p, rows_per_group), rows_per_group, n_blocks);
-  AFD_CUDA_CHECK(cudaGetLastError());
+  return sms[dev & 63].load();
 }
 
+}  // namespace ws
+
+bool grouped_gemm_ws_supported(const GroupedGemmParams& p) { return p.w_stride % p.k == 0; }
+
+void grouped_gemm_ws(const GroupedGemmParams& p, cudaStream_t stream) {
+  AFD_CHECK(!p.w8 && grouped_gemm_ws_supported(p), "the warp-specialised grouped GEMM takes bf16 weights whose group "
+            "stride (", p.w_stride, ") is whole rows of k ", p.k);
+  static std::atomic<uint64_t> configured{0};
+  const int dev = raise_smem_limit_once(configured, reinterpret_cast<const void*>(grouped_gemm_ws_kernel), kSmem);
+  const int rows_per_group = static_cast<int>(p.w_stride / p.k);
+  const int n_blocks = (p.n + kBN - 1) / kBN;
+  const int grid = static_cast<int>(std::min<int64_t>(ws::sm_count(dev), int64_t{n_blocks} * p.max_tiles));
+  grouped_gemm_ws_kernel<<<grid, kThreads, kSmem, stream>>>(p, ws::weight_map(p, rows_per_group), rows_per_group,
+                                                            n_blocks);
+  AFD_CUDA_CHECK(cudaGetLastError());
+}
 
 }  // namespace afd::cuda

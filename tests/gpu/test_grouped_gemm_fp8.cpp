@@ -129,65 +129,89 @@ TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised wei
 }
 
 // The header's batch-invariance claim: an output's accumulation order depends only on k, so every tile (mma.sync
-// and wgmma alike) gives the same bits, and a row's result does not depend on which tile its batch size picks.
+// and wgmma alike) gives the same bits, and a row's result does not depend on which tile its batch size picks; with
+// fp8 weights every tile gives the bits of the bf16 path on the dequantised weights.
 // On a Hopper GPU an sm_90a build must offer the wgmma tile (the default build does).
-TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm]") {
+TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm][fp8]") {
   int dev = 0, major = 0;
   AFD_CUDA_CHECK(cudaGetDevice(&dev));
   AFD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
 #ifdef AFD_CUDA_WGMMA
   if (major == 9) REQUIRE(cuda::gemm_tile_available(cuda::GemmTile::kM128N256Wgmma));
 #endif
-  // Enough (M tile, N block) jobs that the persistent wgmma kernel's blocks each take several, with an odd number
-  // of k stages (17), so its stage ring wraps across jobs at every phase.
+  // Enough (M tile, N block) jobs that the persistent wgmma kernels' blocks each take several, with an odd number
+  // of k stages (17, the last one partial: k % 64 = 16, and k % 128 = 16 for the fp8 scale blocks), so their stage
+  // rings (and the fp8 kernel's e4m3 ring) wrap across jobs at every phase.
   std::mt19937 rng(7);
   std::vector<int> counts = {130, 0, 1, 257, 7};
   for (int g = 0; g < 40; ++g) counts.push_back(g % 9 == 0 ? 0 : static_cast<int>(rng() % 300));
-  const int G = static_cast<int>(counts.size()), N = 2064, K = 1048;
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  const int G = static_cast<int>(counts.size()), N = 2064, K = 1040, scols = (K + 127) / 128;
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f), sd(1e-3f, 4e-3f);
   std::vector<int> off(G + 1, 0);
   for (int g = 0; g < G; ++g) off[g + 1] = off[g] + counts[g];
   const int M = off[G], arows = M + 5;
   std::vector<uint16_t> a(static_cast<size_t>(arows) * K), w(static_cast<size_t>(G) * N * K);
   for (auto& v : a) v = f32_to_bf16(d(rng));
-  for (auto& v : w) v = f32_to_bf16(d(rng));
+  // The weights are e4m3 codes (no NaN, no zero) times per-row block scales; w holds their dequantised bf16 values.
+  std::vector<uint8_t> q(w.size());
+  for (auto& v : q) {
+    do v = static_cast<uint8_t>(rng()); while ((v & 0x7f) == 0x7f || (v & 0x7f) == 0);
+  }
+  std::vector<float> scale(static_cast<size_t>(G) * N * scols);
+  for (auto& s : scale) s = sd(rng);
+  for (size_t i = 0; i < q.size(); ++i)
+    w[i] = f32_to_bf16(fp8_e4m3_to_f32(q[i]) * scale[(i / K) * scols + (i % K) / 128]);
   std::vector<int32_t> gather(M);
   for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
   // The same weights with a group stride that is not whole rows (64 NaN elements between groups, never read): the
   // wgmma tile then runs its block-synchronous kernel instead of the TMA one, which needs whole rows.
   const int64_t padded_stride = static_cast<int64_t>(N) * K + 64;
   std::vector<uint16_t> wp(static_cast<size_t>(G) * padded_stride, kNanBf16);
-  for (int g = 0; g < G; ++g)
+  std::vector<uint8_t> qp(static_cast<size_t>(G) * padded_stride, 0x7f);  // e4m3 NaN
+  for (int g = 0; g < G; ++g) {
     std::copy_n(w.begin() + static_cast<int64_t>(g) * N * K, static_cast<int64_t>(N) * K, wp.begin() + g * padded_stride);
+    std::copy_n(q.begin() + static_cast<int64_t>(g) * N * K, static_cast<int64_t>(N) * K, qp.begin() + g * padded_stride);
+  }
   Dev<uint16_t> da(a), dw(w), dwp(wp);
+  Dev<uint8_t> dq(q), dqp(qp);
+  Dev<float> ds(scale);
   Dev<int32_t> dg(gather), doff(off);
   std::vector<uint16_t> first;
   for (const bool silu : {false, true})
-    for (const bool padded : {false, true})
-      for (const auto tile : cuda::kAllGemmTiles) {
-        if (!cuda::gemm_tile_available(tile)) continue;
-        INFO("tile " << cuda::gemm_tile_name(tile) << " silu " << silu << " padded group stride " << padded);
-        const int bm = cuda::gemm_tile_rows(tile);
-        std::vector<int> toff(G + 1, 0);
-        for (int g = 0; g < G; ++g) toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
-        Dev<int32_t> dtoff(toff);
-        cuda::GroupedGemmParams p = bf16_params(da.p, dg.p, padded ? dwp.p : dw.p, doff.p, dtoff.p, G, M, N, K, tile);
-        if (padded) p.w_stride = padded_stride;
-        p.silu_mul = silu;
-        const std::vector<uint16_t> got = run(p, M, silu ? N / 2 : N);
-        if (tile == cuda::kAllGemmTiles[0] && !padded) {
-          first = got;
-          continue;
+    for (const bool fp8 : {false, true})
+      for (const bool padded : {false, true})
+        for (const auto tile : cuda::kAllGemmTiles) {
+          if (!cuda::gemm_tile_available(tile)) continue;
+          INFO("tile " << cuda::gemm_tile_name(tile) << " silu " << silu << " fp8 " << fp8 << " padded group stride "
+                       << padded);
+          const int bm = cuda::gemm_tile_rows(tile);
+          std::vector<int> toff(G + 1, 0);
+          for (int g = 0; g < G; ++g) toff[g + 1] = toff[g] + (counts[g] + bm - 1) / bm;
+          Dev<int32_t> dtoff(toff);
+          cuda::GroupedGemmParams p =
+              bf16_params(da.p, dg.p, padded ? dwp.p : dw.p, doff.p, dtoff.p, G, M, N, K, tile);
+          if (padded) p.w_stride = padded_stride;
+          p.silu_mul = silu;
+          if (fp8) {
+            p.w = nullptr;
+            p.w8 = padded ? dqp.p : dq.p;
+            p.w8_scale = ds.p;
+            p.w8_scale_stride = static_cast<int64_t>(N) * scols;
+          }
+          const std::vector<uint16_t> got = run(p, M, silu ? N / 2 : N);
+          if (tile == cuda::kAllGemmTiles[0] && !padded && !fp8) {
+            first = got;
+            continue;
+          }
+          int bad = 0, nan = 0;
+          double worst = 0;
+          for (size_t i = 0; i < got.size(); ++i) {
+            bad += got[i] != first[i];
+            nan += (got[i] & 0x7fff) > 0x7f80;
+            worst = std::max(worst, static_cast<double>(std::fabs(bf16_to_f32(got[i]) - bf16_to_f32(first[i]))));
+          }
+          INFO("differing outputs " << bad << " of " << got.size() << ", largest difference " << worst);
+          CHECK(nan == 0);
+          CHECK(bad == 0);
         }
-        int bad = 0, nan = 0;
-        double worst = 0;
-        for (size_t i = 0; i < got.size(); ++i) {
-          bad += got[i] != first[i];
-          nan += (got[i] & 0x7fff) > 0x7f80;
-          worst = std::max(worst, static_cast<double>(std::fabs(bf16_to_f32(got[i]) - bf16_to_f32(first[i]))));
-        }
-        INFO("differing outputs " << bad << " of " << got.size() << ", largest difference " << worst);
-        CHECK(nan == 0);
-        CHECK(bad == 0);
-      }
 }
