@@ -444,7 +444,8 @@ int main(int argc, char** argv) {
     });
   }
   if (wanted("proj")) {
-    const std::vector<ProjResult> pr = projections(std::max(3, a.iters), proj_layout == "auto" ? attn::fixed_m_by_default() : proj_layout == "fixed");
+    const bool fixed_m = proj_layout == "auto" ? attn::fixed_m_by_default() : proj_layout == "fixed";
+    const std::vector<ProjResult> pr = projections(std::max(3, a.iters), fixed_m);
     report.push_back([pr](double bw, double gemm) {
       for (const ProjResult& p : pr)
         std::printf("projection (V3 o_proj 16384 -> 7168, %-22s) m=%4d %8.2f ms  weights %.1f GB/s = %.2f of read "

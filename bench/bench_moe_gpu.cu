@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 #include <string>
-#include <functional>
 #include <vector>
 
 #include "bench_util.cuh"

@@ -169,8 +169,9 @@ TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm][fp8]") {
   std::vector<uint16_t> wp(static_cast<size_t>(G) * padded_stride, kNanBf16);
   std::vector<uint8_t> qp(static_cast<size_t>(G) * padded_stride, 0x7f);  // e4m3 NaN
   for (int g = 0; g < G; ++g) {
-    std::copy_n(w.begin() + static_cast<int64_t>(g) * N * K, static_cast<int64_t>(N) * K, wp.begin() + g * padded_stride);
-    std::copy_n(q.begin() + static_cast<int64_t>(g) * N * K, static_cast<int64_t>(N) * K, qp.begin() + g * padded_stride);
+    const int64_t from = static_cast<int64_t>(g) * N * K, count = static_cast<int64_t>(N) * K;
+    std::copy_n(w.begin() + from, count, wp.begin() + g * padded_stride);
+    std::copy_n(q.begin() + from, count, qp.begin() + g * padded_stride);
   }
   Dev<uint16_t> da(a), dw(w), dwp(wp);
   Dev<uint8_t> dq(q), dqp(qp);
