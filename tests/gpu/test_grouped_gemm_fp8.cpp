@@ -65,6 +65,24 @@ cuda::GroupedGemmParams bf16_params(const uint16_t* a, const int32_t* gather, co
 
 constexpr uint16_t kNanBf16 = 0x7fc0;  // fills what a kernel must never read
 
+// n random e4m3 codes, none NaN and none zero.
+std::vector<uint8_t> random_e4m3(size_t n, std::mt19937& rng) {
+  std::vector<uint8_t> q(n);
+  for (auto& v : q) {
+    do v = static_cast<uint8_t>(rng()); while ((v & 0x7f) == 0x7f || (v & 0x7f) == 0);
+  }
+  return q;
+}
+
+// The loader's dequantisation of e4m3 rows of k codes with one scale per row and 128 columns: bf16(fp32(q) * s).
+std::vector<uint16_t> dequantise(const std::vector<uint8_t>& q, const std::vector<float>& scale, int k) {
+  const size_t scols = (k + 127) / 128;
+  std::vector<uint16_t> w(q.size());
+  for (size_t i = 0; i < q.size(); ++i)
+    w[i] = f32_to_bf16(fp8_e4m3_to_f32(q[i]) * scale[(i / k) * scols + (i % k) / 128]);
+  return w;
+}
+
 }  // namespace
 
 TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised weights", "[gpu][gemm][fp8]") {
@@ -91,17 +109,10 @@ TEST_CASE("grouped GEMM with fp8 weights equals the bf16 path on dequantised wei
       std::uniform_real_distribution<float> mag(0.05f, 1.5f), sd(sh.scale_lo, sh.scale_hi);
       std::vector<uint16_t> a(static_cast<size_t>(arows) * K);
       for (auto& v : a) v = f32_to_bf16((rng() & 1) ? mag(rng) : -mag(rng));
-      std::vector<uint8_t> q(static_cast<size_t>(G) * N * K);
-      for (auto& v : q) {
-        do v = static_cast<uint8_t>(rng()); while ((v & 0x7f) == 0x7f || (v & 0x7f) == 0);  // no NaN, no zero
-      }
+      const std::vector<uint8_t> q = random_e4m3(static_cast<size_t>(G) * N * K, rng);
       std::vector<float> scale(static_cast<size_t>(G) * N * scols);
       for (auto& s : scale) s = sd(rng);
-      std::vector<uint16_t> w(q.size());  // the loader's dequantisation
-      for (size_t i = 0; i < q.size(); ++i) {
-        const size_t row = i / K, col = i % K;
-        w[i] = f32_to_bf16(fp8_e4m3_to_f32(q[i]) * scale[row * scols + col / 128]);
-      }
+      const std::vector<uint16_t> w = dequantise(q, scale, K);
       std::vector<int32_t> gather(M);
       for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
       Dev<uint16_t> da(a), dw(w);
@@ -150,17 +161,13 @@ TEST_CASE("every GEMM tile gives the same bits", "[gpu][gemm][fp8]") {
   std::vector<int> off(G + 1, 0);
   for (int g = 0; g < G; ++g) off[g + 1] = off[g] + counts[g];
   const int M = off[G], arows = M + 5;
-  std::vector<uint16_t> a(static_cast<size_t>(arows) * K), w(static_cast<size_t>(G) * N * K);
+  std::vector<uint16_t> a(static_cast<size_t>(arows) * K);
   for (auto& v : a) v = f32_to_bf16(d(rng));
-  // The weights are e4m3 codes (no NaN, no zero) times per-row block scales; w holds their dequantised bf16 values.
-  std::vector<uint8_t> q(w.size());
-  for (auto& v : q) {
-    do v = static_cast<uint8_t>(rng()); while ((v & 0x7f) == 0x7f || (v & 0x7f) == 0);
-  }
+  // The weights are e4m3 codes times per-row block scales; w holds their dequantised bf16 values.
+  const std::vector<uint8_t> q = random_e4m3(static_cast<size_t>(G) * N * K, rng);
   std::vector<float> scale(static_cast<size_t>(G) * N * scols);
   for (auto& s : scale) s = sd(rng);
-  for (size_t i = 0; i < q.size(); ++i)
-    w[i] = f32_to_bf16(fp8_e4m3_to_f32(q[i]) * scale[(i / K) * scols + (i % K) / 128]);
+  const std::vector<uint16_t> w = dequantise(q, scale, K);
   std::vector<int32_t> gather(M);
   for (auto& r : gather) r = static_cast<int32_t>(rng() % arows);
   // The same weights with a group stride that is not whole rows (64 NaN elements between groups, never read): the
